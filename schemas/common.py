@@ -1,0 +1,106 @@
+"""Shared field types: slugs, emails, time zones, durations, header-safe text.
+
+Every input path (files, CLI options, updates, email replies) goes through these types, so a value that
+passes here is safe to use in a workflow id, an email header, an ICS property and a SQL parameter.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from datetime import time, timedelta
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainSerializer, StringConstraints
+
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+ACTION_ID_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,30})$")
+# Deliberately simple: a local part and a dotted domain, no spaces, no control characters, no quotes.
+EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                      r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([dhms])\s*$")
+_UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+class StrictModel(BaseModel):
+    """Unknown fields are an error: a typo in a scoping file must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False, str_strip_whitespace=True)
+
+
+def _no_control_chars(value: str) -> str:
+    # A CR or LF in a name or title would split an email header or an ICS line.
+    if any(ord(c) < 32 and c not in "\t" for c in value) or "\x7f" in value:
+        raise ValueError("must not contain control characters (line breaks included)")
+    return value
+
+
+def _email(value: str) -> str:
+    value = value.strip()
+    if not EMAIL_RE.match(value) or len(value) > 254:
+        raise ValueError(f"{value!r} is not a valid email address")
+    return value.lower()
+
+
+@lru_cache(maxsize=1)
+def _known_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _timezone(value: str) -> str:
+    value = value.strip()
+    if value not in _known_zones():
+        raise ValueError(f"{value!r} is not an IANA time zone (for example Europe/Berlin)")
+    return value
+
+
+def parse_duration(value: object) -> timedelta:
+    """`14d`, `36h`, `15m`, `30s` (or a number of seconds, or a timedelta) to a timedelta."""
+    if isinstance(value, timedelta):
+        result = value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        result = timedelta(seconds=value)
+    elif isinstance(value, str):
+        match = DURATION_RE.match(value)
+        if not match:
+            raise ValueError(f"{value!r} is not a duration such as 14d, 36h, 15m or 30s")
+        result = timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    else:
+        raise ValueError("a duration must be a string such as 14d, 36h, 15m or 30s")
+    if result <= timedelta(0):
+        raise ValueError("a duration must be positive")
+    return result
+
+
+def format_duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for unit in ("d", "h", "m"):
+        if seconds % _UNIT_SECONDS[unit] == 0:
+            return f"{seconds // _UNIT_SECONDS[unit]}{unit}"
+    return f"{seconds}s"
+
+
+def _local_time(value: object) -> time:
+    if isinstance(value, time):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\d{1,2}:\d{2}", value.strip()):
+        hours, minutes = (int(p) for p in value.strip().split(":"))
+        if hours < 24 and minutes < 60:
+            return time(hours, minutes)
+    raise ValueError(f"{value!r} is not a local time HH:MM")
+
+
+Text = Annotated[str, StringConstraints(min_length=1, max_length=500), AfterValidator(_no_control_chars)]
+LongText = Annotated[str, StringConstraints(min_length=1, max_length=4000), AfterValidator(_no_control_chars)]
+Slug = Annotated[
+    str,
+    StringConstraints(pattern=SLUG_RE.pattern),
+]
+ActionId = Annotated[str, StringConstraints(pattern=ACTION_ID_RE.pattern)]
+Email = Annotated[str, AfterValidator(_email)]
+TimeZoneName = Annotated[str, AfterValidator(_timezone)]
+Duration = Annotated[timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)]
+LocalTime = Annotated[
+    time, BeforeValidator(_local_time), PlainSerializer(lambda t: t.strftime("%H:%M"), return_type=str)
+]
