@@ -1,0 +1,46 @@
+"""The Temporal client, configured from settings: one data converter, TLS and API keys for Temporal Cloud."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError, TLSConfig
+
+from schemas.settings import Settings
+
+
+class TemporalUnavailable(RuntimeError):
+    def __init__(self, settings: Settings, cause: BaseException) -> None:
+        super().__init__(
+            f"cannot reach Temporal at {settings.temporal_address} (ENGAGE_TEMPORAL_ADDRESS): "
+            f"{type(cause).__name__}; start the embedded stack with `engage dev`"
+        )
+
+
+def tls_config(settings: Settings) -> TLSConfig | bool:
+    if settings.temporal_tls_cert or settings.temporal_tls_key or settings.temporal_tls_ca:
+        def read(path: str | None) -> bytes | None:
+            return Path(path).read_bytes() if path else None
+
+        return TLSConfig(
+            client_cert=read(settings.temporal_tls_cert),
+            client_private_key=read(settings.temporal_tls_key),
+            server_root_ca_cert=read(settings.temporal_tls_ca),
+        )
+    # An API key (Temporal Cloud) always travels over TLS.
+    return settings.temporal_tls or settings.temporal_api_key is not None
+
+
+async def connect(settings: Settings) -> Client:
+    try:
+        return await Client.connect(
+            settings.temporal_address,
+            namespace=settings.temporal_namespace,
+            data_converter=pydantic_data_converter,
+            tls=tls_config(settings),
+            api_key=settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None,
+        )
+    except (RuntimeError, RPCError, OSError) as exc:
+        raise TemporalUnavailable(settings, exc) from exc

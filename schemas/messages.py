@@ -1,0 +1,106 @@
+"""What the workflows ask the notify and calendar activities to do. The adapters render and deliver it."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from schemas.events import MessageKind
+
+
+class Recipient(BaseModel):
+    name: str
+    email: str
+    timezone: str | None = None
+
+
+class CalendarEntry(BaseModel):
+    """One calendar event (the session, or an action's due date), sent as ICS and stored over CalDAV.
+
+    `uid` is the step's idempotency key; `sequence` rises on every reschedule."""
+
+    uid: str
+    sequence: int = 0
+    method: Literal["REQUEST", "CANCEL"] = "REQUEST"
+    summary: str
+    description: str = ""
+    starts_at: datetime | None = None  # aware; rendered in `timezone` with a VTIMEZONE
+    ends_at: datetime | None = None
+    all_day: date | None = None  # an action's due date is an all-day entry
+    timezone: str
+    location: str | None = None
+    organizer: Recipient
+    attendees: list[Recipient] = Field(default_factory=list)
+
+
+class ActionSummary(BaseModel):
+    action_id: str
+    title: str
+    owner_name: str
+    status: str
+    last_value: float | None = None
+    baseline: float
+    target: float
+    unit: str
+    due: date
+
+
+class ReplyScope(BaseModel):
+    """What a reply to this message may change: signed into the Reply-To token by the email adapter."""
+
+    action_id: str | None = None
+    preread_id: str | None = None
+    number: int = 0
+    expires_at: datetime
+
+
+class MessageContext(BaseModel):
+    """The template variables of every message kind (each kind uses the fields it needs)."""
+
+    client: str
+    engagement_id: str
+    recipient_name: str
+    consultant_name: str
+    format: str | None = None
+    session_label: str | None = None
+    days: float | None = None
+    agenda: list[str] = Field(default_factory=list)
+    preread_title: str | None = None
+    preread_url: str | None = None
+    action_id: str | None = None
+    action_title: str | None = None
+    owner_name: str | None = None
+    due: date | None = None
+    metric_name: str | None = None
+    unit: str | None = None
+    baseline: float | None = None
+    target: float | None = None
+    last_value: float | None = None
+    status: str | None = None
+    checkin_number: int | None = None
+    missed_in_row: int | None = None
+    checkin_label: str | None = None
+    reason: str | None = None
+    actions: list[ActionSummary] = Field(default_factory=list)
+
+
+class OutboundMessage(BaseModel):
+    """One email to one recipient. `key` is the idempotency key of the step and becomes the Message-ID."""
+
+    engagement_id: str
+    key: str
+    kind: MessageKind
+    to: Recipient
+    cc: list[Recipient] = Field(default_factory=list)
+    context: MessageContext
+    reply: ReplyScope | None = None
+    calendar: CalendarEntry | None = None
+    action_id: str | None = None
+    summary: str = Field(default="", description="one line for logs and the Temporal UI")
+
+
+class SendResult(BaseModel):
+    message_id: str
+    delivered_now: bool = Field(description="False when an earlier attempt had already delivered it")

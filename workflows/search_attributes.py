@@ -1,0 +1,29 @@
+"""The typed search attributes of an engagement, as the Temporal UI and `temporal workflow list` see them.
+
+Every server the code meets must have them registered (dev server flag, operator service, admin tools),
+or a workflow task that sets one fails.
+"""
+
+from __future__ import annotations
+
+from temporalio.common import SearchAttributeKey
+
+ENGAGEMENT_PHASE = SearchAttributeKey.for_keyword("EngagementPhase")
+ENGAGEMENT_FORMAT = SearchAttributeKey.for_keyword("EngagementFormat")
+CLIENT_NAME = SearchAttributeKey.for_keyword("ClientName")
+CONSULTANT = SearchAttributeKey.for_keyword("Consultant")
+NEXT_CHECKIN_AT = SearchAttributeKey.for_datetime("NextCheckInAt")
+ACTIONS_AT_RISK = SearchAttributeKey.for_int("ActionsAtRisk")
+
+ALL_KEYS = (ENGAGEMENT_PHASE, ENGAGEMENT_FORMAT, CLIENT_NAME, CONSULTANT, NEXT_CHECKIN_AT, ACTIONS_AT_RISK)
+
+# The names the `temporal` CLI and admin tools use for each type.
+_CLI_TYPE = {"KEYWORD": "Keyword", "DATETIME": "Datetime", "INT": "Int"}
+
+
+def cli_flags() -> list[str]:
+    """`--search-attribute NAME=Type` flags for `temporal server start-dev`."""
+    flags: list[str] = []
+    for key in ALL_KEYS:
+        flags += ["--search-attribute", f"{key.name}={_CLI_TYPE[key.indexed_value_type.name.removeprefix('INDEXED_VALUE_TYPE_')]}"]
+    return flags
