@@ -74,28 +74,42 @@ _SPECS: dict[Module, _Spec] = {
 }
 
 
-def agenda_modules(
-    fmt: EngagementFormat, objectives: list[Objective], topics: list[Topic]
-) -> list[Module]:
-    """The modules the session needs, in running order: relationships first (trust makes the hard strategy
-    talk possible), then the market picture that feeds the priorities, and action planning always last."""
+# Relationships first (trust makes the hard strategy talk possible), then the market picture that feeds the
+# priorities, and action planning always last: it is where the follow-through starts.
+RUNNING_ORDER: tuple[Module, ...] = (
+    Module.opening,
+    Module.vision_alignment,
+    Module.team_building,
+    Module.competitive_analysis,
+    Module.market_positioning,
+    Module.strategic_priorities,
+    Module.problem_solving,
+    Module.action_planning,
+)
+
+
+def agenda_modules(fmt: EngagementFormat, objectives: list[Objective], topics: list[Topic]) -> list[Module]:
+    """The modules the session needs, in `RUNNING_ORDER`."""
     kinds = {o.kind for o in objectives}
     asked = set(topics)
     market = bool(kinds & _MARKET_KINDS)
     wanted = {
+        Module.opening: True,
         Module.vision_alignment: fmt in _RELATIONSHIP_FORMATS or Topic.vision_alignment in asked,
         Module.team_building: fmt in _RELATIONSHIP_FORMATS or Topic.team_building in asked,
         Module.competitive_analysis: market or Topic.competitive_analysis in asked,
         Module.market_positioning: market or Topic.market_positioning in asked,
         Module.strategic_priorities: bool(kinds & _PRIORITY_KINDS),
         Module.problem_solving: ObjectiveKind.problem_solving in kinds,
+        Module.action_planning: True,
     }
     # A strategy session without a strategy module would not be one (e.g. relationship objectives that the
     # constraints forced into an onsite session): it still sets priorities.
-    if fmt in _STRATEGY_FORMATS and not (wanted[Module.strategic_priorities] or wanted[Module.problem_solving]):
+    if fmt in _STRATEGY_FORMATS and not (
+        wanted[Module.strategic_priorities] or wanted[Module.problem_solving]
+    ):
         wanted[Module.strategic_priorities] = True
-    middle = [module for module, keep in wanted.items() if keep]
-    return [Module.opening, *middle, Module.action_planning]
+    return [m for m in RUNNING_ORDER if wanted[m]]
 
 
 def _largest_remainder(total: int, weights: list[int]) -> list[int]:
@@ -133,7 +147,9 @@ def _allocate(modules: list[Module], budget: int) -> list[int]:
         if spec.cap is not None:
             result[i] = (min(spec.cap, math.floor(spec.weight * scale)) // step) * step
     content_units = units - sum(result) // step
-    for i, share in zip(content, _largest_remainder(content_units, [specs[i].weight for i in content]), strict=True):
+    for i, share in zip(
+        content, _largest_remainder(content_units, [specs[i].weight for i in content]), strict=True
+    ):
         result[i] = share * step
     return result
 
@@ -158,7 +174,9 @@ def _day_capacities(budget: int) -> list[int]:
     return [MINUTES_PER_DAY] * full + ([rest] if rest else [])
 
 
-def build_agenda(fmt: EngagementFormat, days: float, objectives: list[Objective], topics: list[Topic]) -> Agenda:
+def build_agenda(
+    fmt: EngagementFormat, days: float, objectives: list[Objective], topics: list[Topic]
+) -> Agenda:
     """A time-boxed agenda for a session of `days` days (0.125 = a few hours, up to 14).
 
     The session holds at most `days * 420` minutes and each day at most 420; a module that does not fit in
@@ -167,7 +185,7 @@ def build_agenda(fmt: EngagementFormat, days: float, objectives: list[Objective]
     if not days > 0:
         raise ValueError(f"a session needs a positive number of days, got {days}")
     modules = agenda_modules(fmt, objectives, topics)
-    # The epsilon keeps 0.1 * 420 = 41.99999 from losing a minute; flooring keeps the agenda inside the session.
+    # The epsilon keeps 0.1 * 420 = 41.999 from losing a minute; the floor keeps the agenda in the session.
     budget = math.floor(days * MINUTES_PER_DAY + 1e-9)
     if budget < len(modules):
         raise ValueError(f"{days} day(s) is too short for {len(modules)} agenda modules")
@@ -182,7 +200,9 @@ def build_agenda(fmt: EngagementFormat, days: float, objectives: list[Objective]
             if left == 0:
                 day, left = day + 1, capacities[day + 1]
             part = min(length, left)
-            items.append(AgendaItem(day=day + 1, module=module, title=title, technique=spec.technique, minutes=part))
+            items.append(
+                AgendaItem(day=day + 1, module=module, title=title, technique=spec.technique, minutes=part)
+            )
             length -= part
             left -= part
             title = f"{spec.title} (continued)"

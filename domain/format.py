@@ -127,6 +127,12 @@ def _row(fmt: EngagementFormat, aspect: Aspect) -> str:
         return _OFFSITE_ROW[aspect]
     if fmt is EngagementFormat.strategy_session:
         return _STRATEGY_ROW[aspect]
+    if aspect is Aspect.duration:
+        # Not the union of both rows: the strategy session happens inside the offsite's days.
+        return (
+            f"2-3 days, an offsite ({_OFFSITE_ROW[aspect]}) long enough to host "
+            f"a strategy session ({_STRATEGY_ROW[aspect]})"
+        )
     return f"{_OFFSITE_ROW[aspect]} as well as {_STRATEGY_ROW[aspect]}"
 
 
@@ -177,21 +183,31 @@ def _decide(scoping: Scoping) -> tuple[EngagementFormat, str]:
             "so a strategy session of a few hours is what fits"
         )
     if not strategy_kinds:
-        return EngagementFormat.offsite, f"every objective is about {_kinds(offsite_kinds)}, the leadership side"
+        return (
+            EngagementFormat.offsite,
+            f"every objective is about {_kinds(offsite_kinds)}, the leadership side",
+        )
     if not offsite_kinds:
         return EngagementFormat.strategy_session, (
             f"every objective is about {_kinds(strategy_kinds)}, the business-direction side"
         )
-    both = f"the objectives show strong needs on both sides ({_kinds(offsite_kinds)}; {_kinds(strategy_kinds)})"
+    both = (
+        f"the objectives show strong needs on both sides ({_kinds(offsite_kinds)} on the leadership side, "
+        f"{_kinds(strategy_kinds)} on the strategy side)"
+    )
     if c.max_days >= 2:
         return EngagementFormat.combined, (
             f"{both} and constraints.max_days ({_num(c.max_days)}) leaves room for an offsite "
             "that hosts a strategy session"
         )
     # Not enough time for both halves: the side with more objectives gets the session.
-    short = f"{both} but constraints.max_days ({_num(c.max_days)}) is under the 2 days a combined engagement needs"
+    short = f"{both} but constraints.max_days ({_num(c.max_days)}) is under the 2 days a combined one needs"
     if len(offsite_kinds) != len(strategy_kinds):
-        fmt = EngagementFormat.offsite if len(offsite_kinds) > len(strategy_kinds) else EngagementFormat.strategy_session
+        fmt = (
+            EngagementFormat.offsite
+            if len(offsite_kinds) > len(strategy_kinds)
+            else EngagementFormat.strategy_session
+        )
         larger = max(len(offsite_kinds), len(strategy_kinds))
         return fmt, f"{short}, and {larger} of the {len(kinds)} objectives call for a {_LABELS[fmt]}"
     # A tie: with executives or senior leaders in the room, their alignment is what the others depend on.
@@ -253,11 +269,15 @@ def _duration_reason(fmt: EngagementFormat, scoping: Scoping, span: tuple[float,
 
 def _participants_reason(fmt: EngagementFormat, scoping: Scoping, invited: list[str]) -> str:
     group = f"{scoping.client}'s {len(scoping.participants)} participants ({_roles(scoping)})"
-    if fmt is not EngagementFormat.offsite:
+    # Strategy work ends in actions, and whoever may own one should hear the decisions first-hand.
+    everyone = f"every future action owner should hear the decisions first-hand: all of {group} are invited."
+    if fmt is EngagementFormat.combined:
         return (
-            f"A {_LABELS[fmt]} brings in {_STRATEGY_ROW[Aspect.participants]}, and every future action owner "
-            f"should hear the decisions first-hand: all of {group} are invited."
+            f"A leadership offsite is for {_OFFSITE_ROW[Aspect.participants]}, but the strategy session it "
+            f"hosts brings in {_STRATEGY_ROW[Aspect.participants]}, and {everyone}"
         )
+    if fmt is EngagementFormat.strategy_session:
+        return f"A strategy session brings in {_STRATEGY_ROW[Aspect.participants]}, and {everyone}"
     if not _has_leaders(scoping):
         return (
             f"A leadership offsite is for {_OFFSITE_ROW[Aspect.participants]}, but none of {group} is one, "
@@ -273,7 +293,7 @@ def _focus_reason(fmt: EngagementFormat, scoping: Scoping, modules: list[Module]
     kinds = _kinds(o.kind for o in scoping.objectives)
     return (
         f"With objectives on {kinds}, the focus is {_row(fmt, Aspect.focus)}: the agenda runs "
-        f"{_modules(modules)}, so every decision leaves the room with an owner, a timeline and a success metric."
+        f"{_modules(modules)}, so every decision leaves with an owner, a timeline and a success metric."
     )
 
 
@@ -285,21 +305,26 @@ def _location_reason(fmt: EngagementFormat, scoping: Scoping, venue: Venue) -> s
             "away from daily operational distractions."
         )
     if venue is Venue.offsite:
-        return f"{constraint}, so the strategy session takes an offsite meeting room ({_row(fmt, Aspect.location)})."
+        room = _row(fmt, Aspect.location)
+        return f"{constraint}, so the strategy session takes an offsite meeting room ({room})."
     return (
         f"{constraint}, and a strategy session works in {_row(fmt, Aspect.location)}: "
         "an onsite room is the simpler choice."
     )
 
 
+def _purpose_reason(fmt: EngagementFormat, scoping: Scoping, why: str) -> str:
+    return f"A {_LABELS[fmt]} for {scoping.client} because {why}: its purpose is {_row(fmt, Aspect.purpose)}."
+
+
 def _outcome_reason(fmt: EngagementFormat, scoping: Scoping) -> str:
     return (
-        f"The outcome {scoping.client} can expect is {_row(fmt, Aspect.outcome)}, with actionable initiatives, "
-        "owners, timelines and success metrics that the follow-through then chases."
+        f"The outcome {scoping.client} can expect is {_row(fmt, Aspect.outcome)}, with actionable "
+        "initiatives, owners, timelines and success metrics that the follow-through then chases."
     )
 
 
-# ---------------------------------------------------------------------------------------------- recommendation
+# ------------------------------------------------------------------------------------------ recommendation
 
 
 def _build(fmt: EngagementFormat, scoping: Scoping, why: str) -> Recommendation:
@@ -308,7 +333,7 @@ def _build(fmt: EngagementFormat, scoping: Scoping, why: str) -> Recommendation:
     invited = participants_for(fmt, scoping)
     modules = agenda_modules(fmt, scoping.objectives, scoping.topics)
     reasons = {
-        Aspect.purpose: f"A {_LABELS[fmt]} for {scoping.client} because {why}: its purpose is {_row(fmt, Aspect.purpose)}.",
+        Aspect.purpose: _purpose_reason(fmt, scoping, why),
         Aspect.duration: _duration_reason(fmt, scoping, span),
         Aspect.participants: _participants_reason(fmt, scoping, invited),
         Aspect.focus: _focus_reason(fmt, scoping, modules),
@@ -335,7 +360,7 @@ def recommend(scoping: Scoping) -> Recommendation:
 
 
 def recommend_as(scoping: Scoping, fmt: EngagementFormat) -> Recommendation:
-    """The recommendation for a format the consultant chose (an override); ValueError when it cannot be held."""
+    """The recommendation for a format the consultant chose (an override); ValueError if it cannot be held."""
     error = format_fit_error(fmt, scoping.constraints)
     if error is not None:
         raise ValueError(error)

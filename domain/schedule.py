@@ -38,7 +38,9 @@ def local_date(at: datetime, tz: str) -> date:
     return at.astimezone(ZoneInfo(tz)).date()
 
 
-def next_checkin(after: datetime, cadence: timedelta, local_time: time, tz: str, whole_days: bool) -> datetime:
+def next_checkin(
+    after: datetime, cadence: timedelta, local_time: time, tz: str, whole_days: bool
+) -> datetime:
     """The first check-in strictly after `after`.
 
     Whole-day cadences are counted in local calendar days and land on `local_time`, so owners are asked at the

@@ -104,3 +104,13 @@ class OutboundMessage(BaseModel):
 class SendResult(BaseModel):
     message_id: str
     delivered_now: bool = Field(description="False when an earlier attempt had already delivered it")
+
+
+class CalendarUpsert(BaseModel):
+    engagement_id: str
+    entry: CalendarEntry
+
+
+class CalendarRemoval(BaseModel):
+    engagement_id: str
+    uid: str

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import asyncpg
@@ -35,7 +34,7 @@ async def create_pool(settings: Settings, *, min_size: int = 1, timeout: float =
             timeout=timeout,
             command_timeout=60,
         )
-    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise DatabaseUnavailable(settings, exc) from exc
     assert pool is not None
     return pool

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncpg
+
 from schemas.events import EVENT_ADAPTER, NewEvent, StoredEvent
 from store.projections import apply_event
 

@@ -1,0 +1,44 @@
+"""The notify activity: one email, once, then its `message_sent` event in the log."""
+
+from __future__ import annotations
+
+import asyncpg
+import structlog
+from adapters.email import Mailer, PermanentDeliveryError, render
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from schemas.events import MessageSent, NewEvent
+from schemas.messages import OutboundMessage, SendResult
+from store import events
+
+log = structlog.get_logger(__name__)
+
+
+class NotifyActivities:
+    def __init__(self, pool: asyncpg.Pool, mailer: Mailer) -> None:
+        self.pool = pool
+        self.mailer = mailer
+
+    @activity.defn(name="send_message")
+    async def send_message(self, message: OutboundMessage) -> SendResult:
+        bound = log.bind(engagement_id=message.engagement_id, action_id=message.action_id,
+                         workflow_id=activity.info().workflow_id, kind=message.kind.value)
+        try:
+            result = await self.mailer.send(message)
+        except PermanentDeliveryError as exc:
+            # A relay that refuses the address will refuse it on every retry.
+            raise ApplicationError(str(exc), type="PermanentDeliveryError", non_retryable=True) from exc
+        subject, _, _ = render(message)
+        recipients = [message.to.email, *(c.email for c in message.cc)]
+        await events.append(self.pool, message.engagement_id, [
+            NewEvent(
+                key=f"{message.key}#sent",
+                occurred_at=activity.info().current_attempt_scheduled_time,
+                event=MessageSent(message_id=result.message_id, kind=message.kind, recipients=recipients,
+                                  subject=subject, action_id=message.action_id),
+            )
+        ])
+        bound.info("message sent" if result.delivered_now else "message already sent",
+                   message_id=result.message_id)
+        return result

@@ -1,0 +1,159 @@
+"""Workflow inputs, update payloads, and the status views the CLI shows (the `status` query returns them)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from schemas.common import ActionId, Email, LocalTime, LongText, Slug, StrictModel, Text
+from schemas.events import Phase
+from schemas.outcomes import Metric, Outcomes, Owner
+from schemas.recommendation import EngagementFormat, Recommendation
+from schemas.scoping import Consultant, Person, Scoping
+from schemas.status import ActionStatus
+
+# --- inputs -------------------------------------------------------------------------------------------
+
+
+class EngagementInput(BaseModel):
+    engagement_id: Slug
+    scoping: Scoping
+
+
+class ActionView(BaseModel):
+    """One action as its follow-through sees it; the parent keeps the latest copy for `status`."""
+
+    action_id: str
+    title: str
+    owner: Owner
+    due: date
+    metric: Metric
+    assigned_at: datetime
+    status: ActionStatus = ActionStatus.no_data
+    last_value: float | None = None
+    last_reported_at: datetime | None = None
+    next_checkin_at: datetime | None = None
+    checkins_sent: int = 0
+    missed_in_row: int = 0
+    escalations: int = 0
+    values_received: int = 0
+    snoozes: int = 0
+    closed_reason: Literal["achieved", "horizon", "cancelled"] | None = None
+
+
+class FollowThroughCarry(BaseModel):
+    """What continue-as-new carries to the next run of a follow-through."""
+
+    view: ActionView
+    pending_number: int | None = None
+    answered: bool = True
+    reminder_at: datetime | None = None
+    reminded: bool = False
+
+
+class FollowThroughInput(BaseModel):
+    engagement_id: str
+    parent_workflow_id: str
+    client: str
+    consultant: Consultant
+    sponsor: Person
+    action: ActionView
+    cadence: timedelta
+    local_time: time
+    whole_days: bool
+    horizon_end: datetime
+    escalate_after_missed: int
+    carry: FollowThroughCarry | None = None
+
+
+# --- updates (human steps) --------------------------------------------------------------------------
+
+
+class ChooseFormat(StrictModel):
+    format: EngagementFormat
+    reason: Text | None = None
+
+
+class ScheduleSession(StrictModel):
+    on: date
+    at: LocalTime = time(9, 0)
+    days: float | None = Field(default=None, gt=0, le=14, allow_inf_nan=False)
+
+
+class AddPreread(StrictModel):
+    title: Text
+    url: Text
+    days_before: int = Field(default=7, ge=0, le=90)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")) or " " in value:
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value
+
+
+class AcknowledgePreread(StrictModel):
+    participant: Email
+    preread_id: str | None = None
+
+
+class RecordOutcomes(StrictModel):
+    outcomes: Outcomes
+
+
+class ReportMetric(StrictModel):
+    action_id: ActionId
+    value: float = Field(allow_inf_nan=False)
+    note: LongText | None = None
+    source: Literal["cli", "email"] = "cli"
+
+
+class SnoozeAction(StrictModel):
+    action_id: ActionId
+    days: int = Field(ge=1, le=365)
+
+
+class CancelEngagement(StrictModel):
+    reason: Text
+
+
+# --- views -----------------------------------------------------------------------------------------------
+
+
+class SessionPlan(BaseModel):
+    starts_at: datetime
+    ends_at: datetime
+    days: float
+    timezone: str
+    sequence: int = 0
+
+
+class PrereadView(BaseModel):
+    preread_id: str
+    title: str
+    url: str
+    days_before: int
+    sent_at: datetime | None = None
+    reminded: bool = False
+    acknowledged: list[str] = Field(default_factory=list)
+    missing: list[str] = Field(default_factory=list)
+
+
+class EngagementStatus(BaseModel):
+    engagement_id: str
+    client: str
+    timezone: str
+    consultant: Consultant
+    sponsor: Person
+    phase: Phase
+    recommendation: Recommendation
+    format: EngagementFormat | None = None
+    session: SessionPlan | None = None
+    prereads: list[PrereadView] = Field(default_factory=list)
+    actions: list[ActionView] = Field(default_factory=list)
+    cancel_reason: str | None = None
+    outcomes_recorded_at: datetime | None = None
+    horizon_end: datetime | None = None

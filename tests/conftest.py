@@ -1,0 +1,117 @@
+"""Real parts on free loopback ports, started once per test session.
+
+Temporal (time-skipping server and dev server), Postgres (embedded, or ENGAGE_TEST_DATABASE_URL), the SMTP
+sink and Radicale. Tests isolate themselves by engagement id, not by fresh servers.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from devstack.mailsink import MailSink
+from devstack.postgres import EmbeddedPostgres
+from devstack.process import free_port
+from devstack.radicale import RadicaleServer
+from schemas.settings import Settings
+from store.db import create_pool
+from store.migrate import migrate
+from workflows.search_attributes import ALL_KEYS
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+def tmp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("engage")
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_root: Path) -> Iterator[str]:
+    external = os.environ.get("ENGAGE_TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    server = EmbeddedPostgres(tmp_root / "pg", free_port(), durable=False)
+    (tmp_root / "pg").mkdir()
+    url = server.start()
+    yield url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mail_sink(tmp_root: Path) -> Iterator[MailSink]:
+    sink = MailSink(tmp_root / "mail", free_port())
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture(scope="session")
+def radicale(tmp_root: Path) -> Iterator[RadicaleServer]:
+    server = RadicaleServer(tmp_root / "radicale", free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, mail_sink: MailSink, radicale: RadicaleServer) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=database_url,
+        smtp_url=mail_sink.url,
+        caldav_url=radicale.url,
+        task_queue=f"engage-test-{uuid.uuid4().hex[:6]}",
+    )
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(settings)
+    await migrate(pool)
+    yield pool
+    await pool.close()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=str(BIN / "temporal-test-server"),
+    )
+    # The time-skipping server has no flag for search attributes: register them through the operator service.
+    await env.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
+        namespace=env.client.namespace,
+        search_attributes={k.name: IndexedValueType.ValueType(k.indexed_value_type) for k in ALL_KEYS},
+    ))
+    yield env
+    await env.shutdown()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=shutil.which("temporal", path=str(BIN)) or "temporal",
+        search_attributes=ALL_KEYS,
+        dev_server_extra_args=["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"],
+    )
+    yield env
+    await env.shutdown()
+
+
+def unique_id(prefix: str = "t") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"

@@ -1,0 +1,71 @@
+"""The engage worker: every workflow and activity on one task queue. `python worker.py` or `engage worker`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from datetime import timedelta
+from pathlib import Path
+
+import structlog
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from schemas.settings import Settings, get_settings
+
+log = structlog.get_logger("worker")
+
+
+def build_worker(client: Client, settings: Settings, activities: list) -> Worker:
+    from workflows import ALL_WORKFLOWS
+
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=ALL_WORKFLOWS,
+        activities=activities,
+        # A restarted worker should pick up cached workflows within seconds, not after the default 10 s.
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )
+
+
+async def run(settings: Settings, ready_file: Path | None = None) -> None:
+    from activities import build_activities
+    from adapters.temporal import connect
+    from store.db import create_pool
+    from store.migrate import migrate
+
+    client = await connect(settings)
+    pool = await create_pool(settings)
+    await migrate(pool)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    worker = build_worker(client, settings, build_activities(settings, pool))
+    try:
+        async with worker:
+            log.info("worker ready", task_queue=settings.task_queue, temporal=settings.temporal_address)
+            if ready_file is not None:
+                ready_file.write_text("ready\n")
+            await stop.wait()
+            log.info("worker stopping")
+    finally:
+        await pool.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    from adapters.logging import configure_logging
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--ready-file", type=Path, help="touched once the worker polls its task queue")
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    configure_logging(settings.log_format)
+    asyncio.run(run(settings, args.ready_file))
+
+
+if __name__ == "__main__":
+    main()

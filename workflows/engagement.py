@@ -1,0 +1,623 @@
+"""EngagementWorkflow: one engagement, from scoping to the last check-in (DESIGN.md, phases 1-8).
+
+The run method reads as the lifecycle. Human steps arrive as validated updates; each phase is a short
+awaited step; the rules (format, schedule, status) live in `domain/`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from domain.format import format_fit_error, recommend, recommend_as
+    from domain.schedule import local_label
+    from domain.session import (
+        default_days,
+        outcomes_reminder_at,
+        preread_reminder_at,
+        preread_send_at,
+        schedule_error,
+        session_bounds,
+    )
+    from schemas import events as ev
+    from schemas.messages import (
+        ActionSummary,
+        CalendarEntry,
+        CalendarRemoval,
+        CalendarUpsert,
+        MessageContext,
+        OutboundMessage,
+        Recipient,
+    )
+    from schemas.recommendation import EngagementFormat, Recommendation
+    from schemas.state import (
+        AcknowledgePreread,
+        ActionView,
+        AddPreread,
+        CancelEngagement,
+        ChooseFormat,
+        EngagementInput,
+        EngagementStatus,
+        FollowThroughInput,
+        PrereadView,
+        RecordOutcomes,
+        ReportMetric,
+        ScheduleSession,
+        SessionPlan,
+        SnoozeAction,
+    )
+    from schemas.status import ActionStatus
+    from workflows import search_attributes as sa
+    from workflows.follow_through import ActionFollowThroughWorkflow
+    from workflows.steps import IO_RETRY, IO_TIMEOUT, record, send
+
+Phase = ev.Phase
+
+
+class _CancelRequested(Exception):
+    """Raised inside the run when the `cancel` update arrived; the run then winds the engagement down."""
+
+
+def _reject(message: str) -> ApplicationError:
+    # Non-retryable: an update rejected by its validator never reaches history.
+    return ApplicationError(message, type="ValidationError", non_retryable=True)
+
+
+@workflow.defn
+class EngagementWorkflow:
+    @workflow.init
+    def __init__(self, inp: EngagementInput) -> None:
+        self._id = inp.engagement_id
+        self._scoping = inp.scoping
+        self._recommendation: Recommendation = recommend(inp.scoping)
+        self._phase = Phase.scoping
+        self._format: EngagementFormat | None = None
+        self._session: SessionPlan | None = None
+        self._session_changed = False
+        self._prereads: list[PrereadView] = []
+        self._outcomes: RecordOutcomes | None = None
+        self._outcomes_at: datetime | None = None
+        self._horizon_end: datetime | None = None
+        self._actions: dict[str, ActionView] = {}
+        self._children: dict[str, workflow.ChildWorkflowHandle] = {}
+        self._cancel: CancelEngagement | None = None
+        self._sa_values: dict[str, object] = {}
+
+    # === the lifecycle ======================================================================================
+
+    @workflow.run
+    async def run(self, inp: EngagementInput) -> EngagementStatus:
+        try:
+            await self._scoping_phase()                 # 1
+            await self._format_choice_phase()           # 2
+            await self._scheduling_phase()              # 3
+            await self._pre_reads_phase()               # 4
+            await self._session_phase()                 # 5
+            await self._action_assignment_phase()       # 6
+            await self._follow_through_phase()          # 7
+            await self._close()                         # 8
+        except _CancelRequested:
+            await self._cancelled()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.status()
+
+    async def _scoping_phase(self) -> None:
+        await record(self._id,
+                     ("started", ev.EngagementStarted(scoping=self._scoping, recommendation=self._recommendation)),
+                     ("phase/scoping", ev.PhaseEntered(phase=Phase.scoping)),
+                     summary=f"Record the start of the {self._scoping.client} engagement")
+
+    async def _format_choice_phase(self) -> None:
+        await self._enter(Phase.format_choice,
+                          f"waiting for the consultant to confirm {self._recommendation.format.value}")
+        await self._wait(lambda: self._format is not None, "Wait for the consultant to choose the format")
+
+    async def _scheduling_phase(self) -> None:
+        await self._enter(Phase.scheduling, "waiting for the session date (engage schedule)")
+        await self._wait(lambda: self._session is not None, "Wait for the session to be scheduled")
+
+    async def _pre_reads_phase(self) -> None:
+        """Until the session starts: invitations on every (re)schedule, pre-reads and their reminders."""
+        await self._enter(Phase.pre_reads, self._session_line())
+        while True:
+            if self._session_changed:
+                self._session_changed = False
+                await self._invite()
+            session = self._current_session()
+            now = workflow.now()
+            if now >= session.starts_at:
+                return
+            await self._send_due_prereads(now)
+            deadline = min([session.starts_at, *self._preread_deadlines()])
+            await self._wait(lambda: self._session_changed or self._has_unsent_due_prereads(),
+                             f"Wait until {self._local(deadline)}", until=deadline)
+
+    async def _session_phase(self) -> None:
+        session = self._current_session()
+        await self._enter(Phase.session, f"session under way; then engage session record {self._id}")
+        remind_at = outcomes_reminder_at(session.ends_at)
+        recorded = await self._wait(lambda: self._outcomes is not None,
+                                    "Wait for the session's outcomes", until=remind_at)
+        if not recorded:
+            consultant = self._scoping.consultant
+            await send(self._message(
+                ev.MessageKind.outcomes_reminder, "outcomes-reminder",
+                Recipient(name=consultant.name, email=consultant.email, timezone=consultant.timezone),
+                summary=f"Remind {consultant.email}: the outcomes of {self._local(session.starts_at)} are "
+                        "two days late"))
+            await self._wait(lambda: self._outcomes is not None, "Wait for the session's outcomes")
+
+    async def _action_assignment_phase(self) -> None:
+        assert self._outcomes is not None
+        await self._enter(Phase.action_assignment, "assigning actions to their owners")
+        now = workflow.now()
+        self._outcomes_at = now
+        self._horizon_end = now + self._scoping.follow_through.horizon
+        outcomes = self._outcomes.outcomes
+        for a in outcomes.actions:
+            assert a.id is not None
+            self._actions[a.id] = ActionView(action_id=a.id, title=a.title, owner=a.owner, due=a.due,
+                                             metric=a.metric, assigned_at=now)
+        await record(self._id,
+                     ("outcomes", ev.OutcomesRecorded(outcomes=outcomes)),
+                     *[(f"{v.action_id}/assigned",
+                        ev.ActionAssigned(action_id=v.action_id, title=v.title, owner=v.owner, due=v.due,
+                                          metric=v.metric, assigned_at=now))
+                       for v in self._actions.values()],
+                     summary=f"Record the outcomes: {len(self._actions)} actions")
+        await asyncio.gather(*(self._assign(v) for v in self._actions.values()))
+
+    async def _follow_through_phase(self) -> None:
+        await self._enter(Phase.follow_through, self._next_checkin_line())
+        ft = self._scoping.follow_through
+        assert self._horizon_end is not None
+        for view in self._actions.values():
+            self._children[view.action_id] = await workflow.start_child_workflow(
+                ActionFollowThroughWorkflow.run,
+                FollowThroughInput(
+                    engagement_id=self._id, parent_workflow_id=workflow.info().workflow_id,
+                    client=self._scoping.client, consultant=self._scoping.consultant,
+                    sponsor=self._scoping.sponsor, action=view, cadence=ft.cadence, local_time=ft.local_time,
+                    whole_days=ft.whole_days, horizon_end=self._horizon_end,
+                    escalate_after_missed=ft.escalate_after_missed,
+                ),
+                id=f"{workflow.info().workflow_id}/{view.action_id}",
+                static_summary=f"{view.action_id} '{view.title}' ({view.owner.name})",
+                static_details=(f"Owner {view.owner.name} <{view.owner.email}>, {view.owner.timezone}; "
+                                f"due {view.due}; {view.metric.name}: {view.metric.baseline:g} -> "
+                                f"{view.metric.target:g} {view.metric.unit}"),
+            )
+        children = list(self._children.values())
+        await self._wait(lambda: all(v.closed_reason is not None for v in self._actions.values()),
+                         "Wait for every action's follow-through")
+        for child in children:
+            closed = await child
+            self._actions[closed.action_id] = closed
+
+    async def _close(self) -> None:
+        await self._send_report()
+        await record(self._id, ("closed", ev.EngagementClosed()),
+                     summary=f"Close the {self._scoping.client} engagement")
+        await self._enter(Phase.closed, "closed; report sent", record_phase=False)
+
+    async def _cancelled(self) -> None:
+        assert self._cancel is not None
+        for view_id, child in self._children.items():
+            if self._actions[view_id].closed_reason is None:
+                await child.signal(ActionFollowThroughWorkflow.stop)
+        for child in self._children.values():
+            closed = await child
+            self._actions[closed.action_id] = closed
+        session = self._session
+        if session is not None and workflow.now() < session.starts_at:
+            await asyncio.gather(*(self._invitation(p, method="CANCEL") for p in self._participants()))
+            await workflow.execute_activity(
+                "remove_calendar_entry", CalendarRemoval(engagement_id=self._id, uid=self._session_uid()),
+                start_to_close_timeout=IO_TIMEOUT, retry_policy=IO_RETRY,
+                summary="Remove the session from the calendar")
+        await record(self._id, ("cancelled", ev.EngagementCancelled(reason=self._cancel.reason)),
+                     summary=f"Record the cancellation: {self._cancel.reason}")
+        await self._send_report()
+        await self._enter(Phase.cancelled, f"cancelled: {self._cancel.reason}", record_phase=False)
+
+    # === updates (human steps), each with a validator =======================================================
+
+    def _require_open(self) -> None:
+        if self._phase in (Phase.closed, Phase.cancelled) or self._cancel is not None:
+            raise _reject(f"the engagement is {self._phase.value}")
+
+    @workflow.update
+    async def choose_format(self, choice: ChooseFormat) -> Recommendation:
+        self._format = choice.format
+        if choice.format is not self._recommendation.format:
+            self._recommendation = recommend_as(self._scoping, choice.format)
+        await record(self._id, ("format", ev.FormatChosen(format=choice.format,
+                                                          recommended=recommend(self._scoping).format,
+                                                          reason=choice.reason)))
+        self._upsert_search_attributes()
+        return self._recommendation
+
+    @choose_format.validator
+    def _validate_choose_format(self, choice: ChooseFormat) -> None:
+        self._require_open()
+        if self._phase not in (Phase.scoping, Phase.format_choice) or self._format is not None:
+            raise _reject(f"format: the format can only be chosen once, in format_choice "
+                          f"(the engagement is in {self._phase.value})")
+        error = format_fit_error(choice.format, self._scoping.constraints)
+        if error:
+            raise _reject(f"format: {error}")
+
+    @workflow.update
+    async def schedule_session(self, request: ScheduleSession) -> SessionPlan:
+        assert self._format is not None
+        days = request.days if request.days is not None else self._default_days()
+        starts, ends = session_bounds(request.on, request.at, days, self._scoping.timezone)
+        sequence = 0 if self._session is None else self._session.sequence + 1
+        self._session = SessionPlan(starts_at=starts, ends_at=ends, days=days, timezone=self._scoping.timezone,
+                                    sequence=sequence)
+        await record(self._id, (f"schedule/{sequence}", ev.SessionScheduled(
+            starts_at=starts, ends_at=ends, timezone=self._scoping.timezone, days=days, sequence=sequence)),
+            summary=f"Record the session on {self._local(starts)}")
+        self._session_changed = True
+        return self._session
+
+    @schedule_session.validator
+    def _validate_schedule_session(self, request: ScheduleSession) -> None:
+        self._require_open()
+        if self._format is None or self._phase not in (Phase.scheduling, Phase.pre_reads):
+            raise _reject(f"on: a session can be scheduled once the format is chosen and until it starts "
+                          f"(the engagement is in {self._phase.value})")
+        days = request.days if request.days is not None else self._default_days()
+        starts, _ = session_bounds(request.on, request.at, days, self._scoping.timezone)
+        error = schedule_error(request.on, days, self._format, self._scoping.constraints, starts, workflow.now())
+        if error:
+            raise _reject(error)
+
+    @workflow.update
+    async def add_preread(self, request: AddPreread) -> PrereadView:
+        preread = PrereadView(preread_id=f"P{len(self._prereads) + 1}", title=request.title, url=request.url,
+                              days_before=request.days_before,
+                              missing=[p.email for p in self._participants()])
+        self._prereads.append(preread)
+        await record(self._id, (f"preread/{preread.preread_id}", ev.PrereadAdded(
+            preread_id=preread.preread_id, title=preread.title, url=preread.url,
+            days_before=preread.days_before)))
+        return preread
+
+    @add_preread.validator
+    def _validate_add_preread(self, request: AddPreread) -> None:
+        self._require_open()
+        if self._phase not in (Phase.scoping, Phase.format_choice, Phase.scheduling, Phase.pre_reads):
+            raise _reject(f"pre-reads can be added until the session starts (the engagement is in "
+                          f"{self._phase.value})")
+        if len(self._prereads) >= 20:
+            raise _reject("an engagement has at most 20 pre-reads")
+
+    @workflow.update
+    async def acknowledge_preread(self, request: AcknowledgePreread) -> list[PrereadView]:
+        changed: list[tuple[str, ev.Event]] = []
+        for preread in self._targets(request):
+            if request.participant not in preread.acknowledged:
+                preread.acknowledged.append(request.participant)
+                preread.missing.remove(request.participant)
+                changed.append((f"preread/{preread.preread_id}/ack/{request.participant}",
+                                ev.PrereadAcknowledged(preread_id=preread.preread_id, email=request.participant)))
+        if changed:
+            await record(self._id, *changed)
+        return self._prereads
+
+    @acknowledge_preread.validator
+    def _validate_acknowledge_preread(self, request: AcknowledgePreread) -> None:
+        self._require_open()
+        if self._scoping.participant(request.participant) is None:
+            raise _reject(f"participant: {request.participant} is not a participant of {self._id}")
+        if request.preread_id is not None and not any(p.preread_id == request.preread_id
+                                                      for p in self._prereads):
+            known = ", ".join(p.preread_id for p in self._prereads) or "none yet"
+            raise _reject(f"preread: unknown pre-read {request.preread_id} (known: {known})")
+        if not self._prereads:
+            raise _reject("preread: this engagement has no pre-reads yet")
+
+    @workflow.update
+    async def record_outcomes(self, request: RecordOutcomes) -> list[str]:
+        self._outcomes = request
+        return [a.id for a in request.outcomes.actions if a.id]
+
+    @record_outcomes.validator
+    def _validate_record_outcomes(self, request: RecordOutcomes) -> None:
+        self._require_open()
+        if self._phase is not Phase.session or self._outcomes is not None:
+            raise _reject(f"outcomes: outcomes are recorded once, after the session has started "
+                          f"(the engagement is in {self._phase.value})")
+        today = self._local_date(workflow.now())
+        for action in request.outcomes.actions:
+            if action.due <= today:
+                raise _reject(f"actions[{action.id}].due: {action.due} is not after today ({today})")
+
+    @workflow.update
+    async def report_metric(self, request: ReportMetric) -> ActionView:
+        view = self._actions[request.action_id]
+        target = view.values_received + 1
+        await self._children[request.action_id].signal(ActionFollowThroughWorkflow.report, request)
+        # The update answers once the follow-through has recorded the value and computed the status.
+        await workflow.wait_condition(
+            lambda: self._actions[request.action_id].values_received >= target
+            or self._actions[request.action_id].closed_reason is not None)
+        return self._actions[request.action_id]
+
+    @report_metric.validator
+    def _validate_report_metric(self, request: ReportMetric) -> None:
+        self._require_action(request.action_id)
+
+    @workflow.update
+    async def snooze_action(self, request: SnoozeAction) -> ActionView:
+        target = self._actions[request.action_id].snoozes + 1
+        await self._children[request.action_id].signal(ActionFollowThroughWorkflow.snooze, request)
+        await workflow.wait_condition(
+            lambda: self._actions[request.action_id].snoozes >= target
+            or self._actions[request.action_id].closed_reason is not None)
+        return self._actions[request.action_id]
+
+    @snooze_action.validator
+    def _validate_snooze_action(self, request: SnoozeAction) -> None:
+        view = self._require_action(request.action_id)
+        if view.next_checkin_at is None:
+            raise _reject(f"action: {request.action_id} has no check-in left to snooze")
+
+    @workflow.update
+    async def cancel(self, request: CancelEngagement) -> None:
+        self._cancel = request
+
+    @cancel.validator
+    def _validate_cancel(self, request: CancelEngagement) -> None:
+        self._require_open()
+
+    def _require_action(self, action_id: str) -> ActionView:
+        self._require_open()
+        view = self._actions.get(action_id)
+        if view is None:
+            known = ", ".join(self._actions) or "none yet"
+            raise _reject(f"action: unknown action {action_id} in {self._id} (known: {known})")
+        if action_id not in self._children:
+            raise _reject(f"action: follow-through of {action_id} has not started yet")
+        if view.closed_reason is not None:
+            raise _reject(f"action: {action_id} is closed ({view.closed_reason})")
+        return view
+
+    # === signals and queries ============================================================================
+
+    @workflow.signal
+    def action_changed(self, view: ActionView) -> None:
+        self._actions[view.action_id] = view
+        if self._phase is Phase.follow_through:
+            self._upsert_search_attributes()
+            workflow.set_current_details(self._details(self._next_checkin_line()))
+
+    @workflow.query
+    def status(self) -> EngagementStatus:
+        return EngagementStatus(
+            engagement_id=self._id, client=self._scoping.client, timezone=self._scoping.timezone,
+            consultant=self._scoping.consultant, sponsor=self._scoping.sponsor, phase=self._phase,
+            recommendation=self._recommendation, format=self._format, session=self._session,
+            prereads=self._prereads, actions=list(self._actions.values()),
+            cancel_reason=self._cancel.reason if self._cancel else None,
+            outcomes_recorded_at=self._outcomes_at, horizon_end=self._horizon_end,
+        )
+
+    # === steps ==========================================================================================
+
+    async def _wait(self, condition: object, summary: str, until: datetime | None = None) -> bool:
+        """Wait for a condition (True), a deadline (False) or a cancel (raises)."""
+        assert callable(condition)
+        timeout = None
+        if until is not None:
+            timeout = until - workflow.now()
+            if timeout <= timedelta(0):
+                if self._cancel is not None:
+                    raise _CancelRequested
+                return bool(condition())
+        try:
+            await workflow.wait_condition(lambda: bool(condition()) or self._cancel is not None,
+                                          timeout=timeout, timeout_summary=summary)
+        except TimeoutError:
+            return False
+        if self._cancel is not None:
+            raise _CancelRequested
+        return True
+
+    async def _enter(self, phase: Phase, next_step: str, *, record_phase: bool = True) -> None:
+        self._phase = phase
+        if record_phase:
+            await record(self._id, (f"phase/{phase.value}", ev.PhaseEntered(phase=phase)),
+                         summary=f"Enter phase {phase.value}")
+        self._upsert_search_attributes()
+        workflow.set_current_details(self._details(next_step))
+
+    def _details(self, next_step: str) -> str:
+        return f"**Phase:** {self._phase.value}\n\n**Next:** {next_step}"
+
+    def _upsert_search_attributes(self) -> None:
+        open_times = [v.next_checkin_at for v in self._actions.values()
+                      if v.next_checkin_at is not None and v.closed_reason is None]
+        wanted: dict[str, object] = {
+            sa.ENGAGEMENT_PHASE.name: self._phase.value,
+            sa.ENGAGEMENT_FORMAT.name: (self._format or self._recommendation.format).value,
+            sa.CLIENT_NAME.name: self._scoping.client,
+            sa.CONSULTANT.name: self._scoping.consultant.email,
+            sa.NEXT_CHECKIN_AT.name: min(open_times) if open_times else None,
+            sa.ACTIONS_AT_RISK.name: sum(v.status is ActionStatus.at_risk for v in self._actions.values()),
+        }
+        updates: list[SearchAttributeUpdate] = []
+        keys = {k.name: k for k in sa.ALL_KEYS}
+        for name, value in wanted.items():
+            if self._sa_values.get(name, ...) == value:
+                continue  # an unchanged attribute would only add history
+            self._sa_values[name] = value
+            key = keys[name]
+            updates.append(key.value_unset() if value is None else key.value_set(value))  # type: ignore[attr-defined]
+        if updates:
+            workflow.upsert_search_attributes(updates)
+
+    def _current_session(self) -> SessionPlan:
+        assert self._session is not None
+        return self._session
+
+    def _default_days(self) -> float:
+        assert self._format is not None
+        return default_days(self._format, self._recommendation, self._scoping.constraints)
+
+    def _participants(self) -> list[Recipient]:
+        return [Recipient(name=p.name, email=p.email, timezone=p.timezone) for p in self._scoping.participants]
+
+    def _targets(self, request: AcknowledgePreread) -> list[PrereadView]:
+        return [p for p in self._prereads if request.preread_id in (None, p.preread_id)]
+
+    def _local(self, at: datetime) -> str:
+        return local_label(at, self._scoping.timezone)
+
+    def _local_date(self, at: datetime):  # noqa: ANN202 - a date
+        from zoneinfo import ZoneInfo
+
+        return at.astimezone(ZoneInfo(self._scoping.timezone)).date()
+
+    def _session_line(self) -> str:
+        return f"session on {self._local(self._session.starts_at)}" if self._session else "no session yet"
+
+    def _next_checkin_line(self) -> str:
+        upcoming = sorted((v.next_checkin_at, v) for v in self._actions.values()
+                          if v.next_checkin_at is not None and v.closed_reason is None)
+        if not upcoming:
+            return "no check-in pending"
+        at, view = upcoming[0]
+        return f"check-in of '{view.title}' to {view.owner.email}, {local_label(at, view.owner.timezone)}"
+
+    def _session_uid(self) -> str:
+        return f"{self._id}/session"
+
+    def _message(self, kind: ev.MessageKind, step: str, to: Recipient, *, summary: str,
+                 calendar: CalendarEntry | None = None, cc: list[Recipient] | None = None,
+                 **context: object) -> OutboundMessage:
+        session = self._session
+        base = MessageContext(
+            client=self._scoping.client, engagement_id=self._id, recipient_name=to.name,
+            consultant_name=self._scoping.consultant.name,
+            format=(self._format or self._recommendation.format).value,
+            session_label=local_label(session.starts_at, to.timezone or self._scoping.timezone) if session else None,
+            days=session.days if session else None,
+            agenda=[f"Day {i.day}: {i.title} ({i.minutes} min, {i.technique.value.replace('_', ' ')})"
+                    for i in self._recommendation.agenda.items],
+        )
+        return OutboundMessage(engagement_id=self._id, key=f"{self._id}/{step}", kind=kind, to=to, cc=cc or [],
+                               context=base.model_copy(update=context), calendar=calendar, summary=summary)
+
+    # --- invitations ------------------------------------------------------------------------------------
+
+    def _session_entry(self, method: str) -> CalendarEntry:
+        session = self._current_session()
+        consultant = self._scoping.consultant
+        fmt = (self._format or self._recommendation.format).value.replace("_", " ")
+        return CalendarEntry(
+            uid=self._session_uid(), sequence=session.sequence, method=method,  # type: ignore[arg-type]
+            summary=f"{self._scoping.client}: {fmt}",
+            description="\n".join(f"Day {i.day}: {i.title} ({i.minutes} min)"
+                                  for i in self._recommendation.agenda.items),
+            starts_at=session.starts_at, ends_at=session.ends_at, timezone=session.timezone,
+            location=self._recommendation.location.value,
+            organizer=Recipient(name=consultant.name, email=consultant.email),
+            attendees=self._participants(),
+        )
+
+    async def _invitation(self, to: Recipient, method: str = "REQUEST") -> None:
+        session = self._current_session()
+        kind = ev.MessageKind.invitation if method == "REQUEST" else ev.MessageKind.invitation_cancel
+        step = f"invitation/{session.sequence}/{to.email}" if method == "REQUEST" else f"invitation/cancel/{to.email}"
+        await send(self._message(
+            kind, step, to, calendar=self._session_entry(method),
+            reason=self._cancel.reason if self._cancel else None,
+            summary=(f"Invite {to.email} to the session on "
+                     f"{local_label(session.starts_at, to.timezone or session.timezone)}"
+                     if method == "REQUEST" else f"Cancel the session for {to.email}")))
+
+    async def _invite(self) -> None:
+        session = self._current_session()
+        await workflow.execute_activity(
+            "upsert_calendar_entry", CalendarUpsert(engagement_id=self._id, entry=self._session_entry("REQUEST")),
+            start_to_close_timeout=IO_TIMEOUT, retry_policy=IO_RETRY,
+            summary=f"Put the session on the calendar: {self._local(session.starts_at)} "
+                    f"(sequence {session.sequence})")
+        await asyncio.gather(*(self._invitation(p) for p in self._participants()))
+
+    # --- pre-reads --------------------------------------------------------------------------------------
+
+    def _preread_deadlines(self) -> list[datetime]:
+        session = self._current_session()
+        deadlines = []
+        for p in self._prereads:
+            if p.sent_at is None:
+                deadlines.append(preread_send_at(session.starts_at, p.days_before))
+            elif not p.reminded and p.missing:
+                deadlines.append(preread_reminder_at(p.sent_at, session.starts_at))
+        return deadlines
+
+    def _has_unsent_due_prereads(self) -> bool:
+        now = workflow.now()
+        return any(d <= now for d in self._preread_deadlines())
+
+    async def _send_due_prereads(self, now: datetime) -> None:
+        session = self._current_session()
+        for p in self._prereads:
+            if p.sent_at is None and now >= preread_send_at(session.starts_at, p.days_before):
+                p.sent_at = now
+                await asyncio.gather(*(send(self._message(
+                    ev.MessageKind.preread, f"preread/{p.preread_id}/{to.email}", to,
+                    preread_title=p.title, preread_url=p.url,
+                    summary=f"Send pre-read '{p.title}' to {to.email}")) for to in self._participants()))
+            elif (p.sent_at is not None and not p.reminded and p.missing
+                  and now >= preread_reminder_at(p.sent_at, session.starts_at)):
+                p.reminded = True
+                missing = [r for r in self._participants() if r.email in p.missing]
+                await asyncio.gather(*(send(self._message(
+                    ev.MessageKind.preread_reminder, f"preread/{p.preread_id}/reminder/{to.email}", to,
+                    preread_title=p.title, preread_url=p.url,
+                    summary=f"Remind {to.email} of pre-read '{p.title}'")) for to in missing))
+
+    # --- actions ----------------------------------------------------------------------------------------
+
+    async def _assign(self, view: ActionView) -> None:
+        consultant = self._scoping.consultant
+        owner = Recipient(name=view.owner.name, email=view.owner.email, timezone=view.owner.timezone)
+        entry = CalendarEntry(
+            uid=f"{self._id}/{view.action_id}/due", summary=f"Due: {view.title}",
+            description=f"{view.metric.name}: from {view.metric.baseline:g} to {view.metric.target:g} "
+                        f"{view.metric.unit}",
+            all_day=view.due, timezone=view.owner.timezone,
+            organizer=Recipient(name=consultant.name, email=consultant.email), attendees=[owner],
+        )
+        await workflow.execute_activity(
+            "upsert_calendar_entry", CalendarUpsert(engagement_id=self._id, entry=entry),
+            start_to_close_timeout=IO_TIMEOUT, retry_policy=IO_RETRY,
+            summary=f"Put the due date of '{view.title}' ({view.due}) on the calendar")
+        await send(self._message(
+            ev.MessageKind.action_assignment, f"{view.action_id}/assignment", owner, calendar=entry,
+            action_id=view.action_id, action_title=view.title, owner_name=view.owner.name, due=view.due,
+            metric_name=view.metric.name, unit=view.metric.unit, baseline=view.metric.baseline,
+            target=view.metric.target,
+            summary=f"Assign '{view.title}' to {view.owner.email}, due {view.due}"))
+
+    async def _send_report(self) -> None:
+        summaries = [ActionSummary(action_id=v.action_id, title=v.title, owner_name=v.owner.name,
+                                   status=v.status.value, last_value=v.last_value, baseline=v.metric.baseline,
+                                   target=v.metric.target, unit=v.metric.unit, due=v.due)
+                     for v in self._actions.values()]
+        sponsor, consultant = self._scoping.sponsor, self._scoping.consultant
+        readers = [Recipient(name=sponsor.name, email=sponsor.email, timezone=sponsor.timezone),
+                   Recipient(name=consultant.name, email=consultant.email, timezone=consultant.timezone)]
+        await asyncio.gather(*(send(self._message(
+            ev.MessageKind.report, f"report/{r.email}", r, actions=summaries,
+            reason=self._cancel.reason if self._cancel else None,
+            summary=f"Send the follow-through report to {r.email}")) for r in readers))

@@ -1,0 +1,289 @@
+"""ActionFollowThroughWorkflow: one per action, from assignment to achieved, the horizon, or a cancel.
+
+Check-in requests go out at the cadence, at the owner's local time; one reminder when a request goes
+unanswered; after `escalate_after_missed` misses in a row the sponsor is told. Values and snoozes arrive as
+signals from the parent (which validated them). Continue-as-new keeps each run's history short.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from domain.schedule import local_label, next_checkin, snoozed
+    from domain.status import action_status, due_datetime
+    from schemas import events as ev
+    from schemas.messages import MessageContext, OutboundMessage, Recipient, ReplyScope
+    from schemas.state import ActionView, FollowThroughCarry, FollowThroughInput, ReportMetric, SnoozeAction
+    from schemas.status import ActionStatus
+    from workflows.steps import record, send
+
+# A run hands over to a fresh one after this many check-ins (a 52-week weekly action: about every 6 months).
+CHECKINS_PER_RUN = 26
+
+
+@workflow.defn
+class ActionFollowThroughWorkflow:
+    @workflow.init
+    def __init__(self, inp: FollowThroughInput) -> None:
+        self._in = inp
+        carry = inp.carry or FollowThroughCarry(view=inp.action)
+        self._view: ActionView = carry.view
+        self._pending: int | None = carry.pending_number
+        self._answered = carry.answered
+        self._reminder_at: datetime | None = carry.reminder_at
+        self._reminded = carry.reminded
+        self._values: list[ReportMetric] = []
+        self._snoozes: list[SnoozeAction] = []
+        self._stop_requested = False
+
+    # --- inputs from the parent -----------------------------------------------------------------------
+
+    @workflow.signal
+    def report(self, value: ReportMetric) -> None:
+        self._values.append(value)
+
+    @workflow.signal
+    def snooze(self, request: SnoozeAction) -> None:
+        self._snoozes.append(request)
+
+    @workflow.signal
+    def stop(self) -> None:
+        self._stop_requested = True
+
+    @workflow.query
+    def view(self) -> ActionView:
+        return self._view
+
+    # --- the run ------------------------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, inp: FollowThroughInput) -> ActionView:
+        if self._view.next_checkin_at is None and self._view.checkins_sent == 0:
+            await self._schedule_first_checkin()
+        sent_this_run = 0
+        while self._view.closed_reason is None:
+            await self._apply_inputs()
+            if self._view.closed_reason is not None:
+                break
+            now = workflow.now()
+            if self._stop_requested:
+                await self._close("cancelled")
+            elif now >= inp.horizon_end:
+                await self._close("horizon")
+            elif self._view.next_checkin_at is not None and now >= self._view.next_checkin_at:
+                await self._checkin_due()
+                sent_this_run += 1
+                if sent_this_run >= CHECKINS_PER_RUN or workflow.info().is_continue_as_new_suggested():
+                    await self._continue_as_new()
+            elif self._reminder_due(now):
+                await self._send_reminder()
+            else:
+                await self._wait_until(self._next_deadline())
+        await self._tell_parent()
+        return self._view
+
+    def _label(self, at: datetime) -> str:
+        return local_label(at, self._view.owner.timezone)
+
+    def _next_checkin_after(self, at: datetime) -> datetime:
+        inp = self._in
+        return next_checkin(at, inp.cadence, inp.local_time, self._view.owner.timezone, inp.whole_days)
+
+    async def _schedule_first_checkin(self) -> None:
+        first = self._next_checkin_after(self._view.assigned_at)
+        self._view.next_checkin_at = first
+        await record(self._in.engagement_id,
+                     (f"{self._view.action_id}/checkin/1/scheduled",
+                      ev.CheckInScheduled(action_id=self._view.action_id, number=1, at=first)),
+                     summary=f"Plan check-in 1 of '{self._view.title}' for {self._label(first)}")
+        await self._tell_parent()
+
+    def _reminder_due(self, now: datetime) -> bool:
+        return (self._pending is not None and not self._answered and not self._reminded
+                and self._reminder_at is not None and now >= self._reminder_at)
+
+    def _next_deadline(self) -> datetime:
+        deadlines = [self._in.horizon_end]
+        if self._view.next_checkin_at is not None:
+            deadlines.append(self._view.next_checkin_at)
+        if self._pending is not None and not self._answered and not self._reminded and self._reminder_at:
+            deadlines.append(self._reminder_at)
+        return min(deadlines)
+
+    async def _wait_until(self, deadline: datetime) -> None:
+        timeout = deadline - workflow.now()
+        if timeout <= timedelta(0):
+            return
+        what = "the horizon" if deadline == self._in.horizon_end else self._label(deadline)
+        try:
+            await workflow.wait_condition(
+                lambda: bool(self._values or self._snoozes or self._stop_requested),
+                timeout=timeout,
+                timeout_summary=f"Wait for a value of '{self._view.title}' until {what}",
+            )
+        except TimeoutError:
+            pass
+
+    # --- inputs -----------------------------------------------------------------------------------------
+
+    async def _apply_inputs(self) -> None:
+        while self._values:
+            await self._apply_value(self._values.pop(0))
+            if self._view.closed_reason is not None:
+                return
+        while self._snoozes:
+            await self._apply_snooze(self._snoozes.pop(0))
+
+    async def _apply_value(self, value: ReportMetric) -> None:
+        view = self._view
+        now = workflow.now()
+        status = action_status(view.metric, value.value, view.assigned_at,
+                               due_datetime(view.due, view.owner.timezone), now)
+        view.values_received += 1
+        view.last_value = value.value
+        view.last_reported_at = now
+        view.status = status
+        view.missed_in_row = 0
+        self._answered = True
+        await record(self._in.engagement_id,
+                     (f"{view.action_id}/value/{view.values_received}",
+                      ev.MetricReported(action_id=view.action_id, value=value.value, note=value.note,
+                                        status=status, source=value.source)),
+                     summary=f"Record {value.value:g} {view.metric.unit} for '{view.title}': {status.value}")
+        if status is ActionStatus.achieved:
+            await self._close("achieved")
+        else:
+            await self._tell_parent()
+
+    async def _apply_snooze(self, request: SnoozeAction) -> None:
+        view = self._view
+        if view.next_checkin_at is None:
+            return
+        inp = self._in
+        moved = snoozed(view.next_checkin_at, request.days, inp.local_time, view.owner.timezone, inp.whole_days)
+        view.next_checkin_at = moved
+        view.snoozes += 1
+        await record(inp.engagement_id,
+                     (f"{view.action_id}/snooze/{view.snoozes}",
+                      ev.ActionSnoozed(action_id=view.action_id, days=request.days, next_checkin_at=moved)),
+                     summary=f"Snooze '{view.title}' {request.days} days, to {self._label(moved)}")
+        await self._tell_parent()
+
+    # --- check-ins --------------------------------------------------------------------------------------
+
+    async def _checkin_due(self) -> None:
+        view = self._view
+        inp = self._in
+        if self._pending is not None and not self._answered:
+            await self._missed(self._pending)
+        number = view.checkins_sent + 1
+        due_at = view.next_checkin_at or workflow.now()
+        following = self._next_checkin_after(due_at)
+        await send(self._message(ev.MessageKind.checkin_request, f"checkin/{number}", number,
+                                 summary=f"Check-in {number} of '{view.title}' to {view.owner.email}, "
+                                         f"{self._label(due_at)}"))
+        view.checkins_sent = number
+        view.next_checkin_at = following if following < inp.horizon_end else None
+        self._pending, self._answered, self._reminded = number, False, False
+        self._reminder_at = workflow.now() + min(inp.cadence / 2, timedelta(days=3))
+        items: list[tuple[str, ev.Event]] = [
+            (f"{view.action_id}/checkin/{number}/requested",
+             ev.CheckInRequested(action_id=view.action_id, number=number)),
+        ]
+        if view.next_checkin_at is not None:
+            items.append((f"{view.action_id}/checkin/{number + 1}/scheduled",
+                          ev.CheckInScheduled(action_id=view.action_id, number=number + 1,
+                                              at=view.next_checkin_at)))
+        await record(inp.engagement_id, *items)
+        await self._tell_parent()
+
+    async def _send_reminder(self) -> None:
+        assert self._pending is not None
+        self._reminded = True
+        await send(self._message(ev.MessageKind.checkin_reminder, f"checkin/{self._pending}/reminder",
+                                 self._pending,
+                                 summary=f"Remind {self._view.owner.email} of check-in {self._pending} "
+                                         f"of '{self._view.title}'"))
+
+    async def _missed(self, number: int) -> None:
+        view = self._view
+        inp = self._in
+        view.missed_in_row += 1
+        items: list[tuple[str, ev.Event]] = [
+            (f"{view.action_id}/checkin/{number}/missed",
+             ev.CheckInMissed(action_id=view.action_id, number=number, missed_in_row=view.missed_in_row)),
+        ]
+        escalate = view.missed_in_row % inp.escalate_after_missed == 0
+        if escalate:
+            view.escalations += 1
+            items.append((f"{view.action_id}/escalation/{number}",
+                          ev.ActionEscalated(action_id=view.action_id, missed_in_row=view.missed_in_row)))
+        await record(inp.engagement_id, *items)
+        if escalate:
+            sponsor = inp.sponsor
+            await send(self._message(
+                ev.MessageKind.escalation, f"escalation/{number}", number,
+                to=Recipient(name=sponsor.name, email=sponsor.email, timezone=sponsor.timezone),
+                cc=[Recipient(name=inp.consultant.name, email=inp.consultant.email)],
+                summary=f"Escalate '{view.title}' to {sponsor.email}: {view.missed_in_row} check-ins missed",
+            ))
+
+    def _message(self, kind: ev.MessageKind, step: str, number: int, *, to: Recipient | None = None,
+                 cc: list[Recipient] | None = None, summary: str) -> OutboundMessage:
+        view = self._view
+        inp = self._in
+        owner = Recipient(name=view.owner.name, email=view.owner.email, timezone=view.owner.timezone)
+        recipient = to or owner
+        reply = None
+        if recipient is owner:
+            # A reply may answer this check-in until the horizon (and a week after, for late answers).
+            reply = ReplyScope(action_id=view.action_id, number=number,
+                               expires_at=inp.horizon_end + timedelta(days=7))
+        return OutboundMessage(
+            engagement_id=inp.engagement_id,
+            key=f"{inp.engagement_id}/{view.action_id}/{step}",
+            kind=kind,
+            to=recipient,
+            cc=cc or [],
+            reply=reply,
+            action_id=view.action_id,
+            summary=summary,
+            context=MessageContext(
+                client=inp.client, engagement_id=inp.engagement_id, recipient_name=recipient.name,
+                consultant_name=inp.consultant.name, action_id=view.action_id, action_title=view.title,
+                owner_name=view.owner.name, due=view.due, metric_name=view.metric.name,
+                unit=view.metric.unit, baseline=view.metric.baseline, target=view.metric.target,
+                last_value=view.last_value, status=view.status.value, checkin_number=number,
+                missed_in_row=view.missed_in_row,
+                checkin_label=self._label(view.next_checkin_at or workflow.now()),
+            ),
+        )
+
+    # --- the end ----------------------------------------------------------------------------------------
+
+    async def _close(self, reason: str) -> None:
+        view = self._view
+        view.closed_reason = reason  # type: ignore[assignment]
+        view.next_checkin_at = None
+        await record(self._in.engagement_id,
+                     (f"{view.action_id}/closed",
+                      ev.ActionClosed(action_id=view.action_id, status=view.status,
+                                      reason=reason)),  # type: ignore[arg-type]
+                     summary=f"Close '{view.title}': {reason}, {view.status.value}")
+
+    async def _tell_parent(self) -> None:
+        parent = workflow.get_external_workflow_handle(self._in.parent_workflow_id)
+        await parent.signal("action_changed", self._view)
+
+    async def _continue_as_new(self) -> None:
+        # Values and snoozes that arrived during this run are applied here, not lost with it.
+        await self._apply_inputs()
+        if self._view.closed_reason is not None:
+            return
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        carry = FollowThroughCarry(view=self._view, pending_number=self._pending, answered=self._answered,
+                                   reminder_at=self._reminder_at, reminded=self._reminded)
+        workflow.continue_as_new(self._in.model_copy(update={"carry": carry}))

@@ -1,0 +1,39 @@
+"""What both workflows do the same way: append events, send a message, with one set of activity options."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from schemas.events import AppendBatch, Event, NewEvent
+    from schemas.messages import OutboundMessage, SendResult
+
+# Transient I/O (SMTP or Postgres briefly down) retries with backoff, for as long as it takes.
+IO_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                       maximum_interval=timedelta(seconds=30))
+IO_TIMEOUT = timedelta(seconds=30)
+
+
+async def record(engagement_id: str, *items: tuple[str, Event], summary: str | None = None) -> None:
+    """Append events to the engagement's log. Keys are `ENGAGEMENT/...` steps, never run ids, so a retried
+    activity, a replay or a continue-as-new writes nothing twice."""
+    now = workflow.now()
+    batch = AppendBatch(
+        engagement_id=engagement_id,
+        events=[NewEvent(key=f"{engagement_id}/{key}", occurred_at=now, event=event) for key, event in items],
+    )
+    await workflow.execute_activity(
+        "append_events", batch, start_to_close_timeout=IO_TIMEOUT, retry_policy=IO_RETRY,
+        result_type=list[int],
+        summary=summary or "Record " + ", ".join(e.type.replace("_", " ") for _, e in items),
+    )
+
+
+async def send(message: OutboundMessage) -> SendResult:
+    return await workflow.execute_activity(
+        "send_message", message, start_to_close_timeout=IO_TIMEOUT, retry_policy=IO_RETRY,
+        result_type=SendResult, summary=message.summary or f"Send {message.kind.value} to {message.to.email}",
+    )
