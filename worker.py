@@ -18,12 +18,13 @@ log = structlog.get_logger("worker")
 
 
 def build_worker(client: Client, settings: Settings, activities: list) -> Worker:
-    from workflows import ALL_WORKFLOWS
+    from workflows.engagement import EngagementWorkflow
+    from workflows.follow_through import ActionFollowThroughWorkflow
 
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=ALL_WORKFLOWS,
+        workflows=[EngagementWorkflow, ActionFollowThroughWorkflow],
         activities=activities,
         # A restarted worker should pick up cached workflows within seconds, not after the default 10 s.
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),

@@ -11,12 +11,11 @@ from schemas.settings import Settings
 
 
 def build_activities(settings: Settings, pool: asyncpg.Pool) -> list[Callable[..., Any]]:
-    from adapters.calendar import CalendarStore
-    from adapters.email import Mailer
-
     from activities.calendar import CalendarActivities
     from activities.notify import NotifyActivities
     from activities.store import StoreActivities
+    from adapters.calendar import CalendarStore
+    from adapters.email import Mailer
 
     store = StoreActivities(pool)
     notify = NotifyActivities(pool, Mailer(settings, pool))

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import structlog
-from adapters.calendar import CalendarStore
 from temporalio import activity
 
+from adapters.calendar import CalendarStore
 from schemas.messages import CalendarRemoval, CalendarUpsert
 
 log = structlog.get_logger(__name__)

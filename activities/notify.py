@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncpg
 import structlog
-from adapters.email import Mailer, PermanentDeliveryError, render
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from adapters.email import Mailer, PermanentDeliveryError, render
 from schemas.events import MessageSent, NewEvent
 from schemas.messages import OutboundMessage, SendResult
 from store import events

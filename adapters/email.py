@@ -167,7 +167,6 @@ def render(message: OutboundMessage) -> tuple[str, str, str]:
 
 def _tidy_text(text: str) -> str:
     # Optional template lines leave runs of blank lines behind; one blank line is enough.
-    text = re.sub(r"[ \t]+\n", "\n", text)
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 
 

@@ -44,3 +44,8 @@ async def connect(settings: Settings) -> Client:
         )
     except (RuntimeError, RPCError, OSError) as exc:
         raise TemporalUnavailable(settings, exc) from exc
+
+
+def engagement_workflow_id(engagement_id: str) -> str:
+    """The workflow id of an engagement; its actions' follow-throughs are `<this>/<action id>`."""
+    return f"engagement/{engagement_id}"

@@ -135,8 +135,9 @@ class EmbeddedPostgres:
             time.sleep(0.1)
 
     def _ensure_database(self) -> None:
-        if self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}'") != "1":
-            self._psql(f"CREATE DATABASE {DB_NAME}")
+        # DB_NAME is a constant, not input.
+        if self._psql("SELECT 1 FROM pg_database WHERE datname = 'engage'") != "1":
+            self._psql("CREATE DATABASE engage")
 
     def stop(self) -> None:
         if self.proc is not None:

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,7 +83,7 @@ class DevStack:
         self.ports.check_free(skip)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with ThreadPoolExecutor(max_workers=3) as pool:
-            futures = {"temporal": pool.submit(self.temporal.start)}
+            futures: dict[str, Future[object]] = {"temporal": pool.submit(self.temporal.start)}
             if self.postgres:
                 futures["postgres"] = pool.submit(self.postgres.start)
             if self.radicale:

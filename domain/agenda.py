@@ -185,8 +185,9 @@ def build_agenda(
     if not days > 0:
         raise ValueError(f"a session needs a positive number of days, got {days}")
     modules = agenda_modules(fmt, objectives, topics)
-    # The epsilon keeps 0.1 * 420 = 41.999 from losing a minute; the floor keeps the agenda in the session.
-    budget = math.floor(days * MINUTES_PER_DAY + 1e-9)
+    # Floor, with no rounding up: even 1.9999999999999982 days must not get 840 minutes. A float product
+    # that lands a hair under a whole minute loses that minute, which the 5-minute steps absorb anyway.
+    budget = math.floor(days * MINUTES_PER_DAY)
     if budget < len(modules):
         raise ValueError(f"{days} day(s) is too short for {len(modules)} agenda modules")
     minutes = _snap_to_days(_allocate(modules, budget), budget)

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from schemas.common import ActionId, Email, LocalTime, LongText, Slug, StrictModel, Text
-from schemas.events import Phase
+from schemas.events import Phase, StoredEvent
 from schemas.outcomes import Metric, Outcomes, Owner
 from schemas.recommendation import EngagementFormat, Recommendation
 from schemas.scoping import Consultant, Person, Scoping
@@ -157,3 +157,29 @@ class EngagementStatus(BaseModel):
     cancel_reason: str | None = None
     outcomes_recorded_at: datetime | None = None
     horizon_end: datetime | None = None
+
+
+class StartResult(BaseModel):
+    engagement_id: str
+    workflow_id: str
+    recommendation: Recommendation
+
+
+class EngagementListItem(BaseModel):
+    engagement_id: str
+    client: str
+    phase: Phase
+    format: str | None = None
+    session_starts_at: datetime | None = None
+    next_checkin_at: datetime | None = None
+    actions_at_risk: int = 0
+    updated_at: datetime
+
+
+class EngagementList(BaseModel):
+    engagements: list[EngagementListItem]
+
+
+class Timeline(BaseModel):
+    engagement_id: str
+    events: list[StoredEvent]

@@ -459,7 +459,7 @@ class EngagementWorkflow:
                 continue  # an unchanged attribute would only add history
             self._sa_values[name] = value
             key = keys[name]
-            updates.append(key.value_unset() if value is None else key.value_set(value))  # type: ignore[attr-defined]
+            updates.append(key.value_unset() if value is None else key.value_set(value))  # type: ignore[arg-type]
         if updates:
             workflow.upsert_search_attributes(updates)
 

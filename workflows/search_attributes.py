@@ -25,5 +25,6 @@ def cli_flags() -> list[str]:
     """`--search-attribute NAME=Type` flags for `temporal server start-dev`."""
     flags: list[str] = []
     for key in ALL_KEYS:
-        flags += ["--search-attribute", f"{key.name}={_CLI_TYPE[key.indexed_value_type.name.removeprefix('INDEXED_VALUE_TYPE_')]}"]
+        type_name = key.indexed_value_type.name.removeprefix("INDEXED_VALUE_TYPE_")
+        flags += ["--search-attribute", f"{key.name}={_CLI_TYPE[type_name]}"]
     return flags

@@ -1,0 +1,78 @@
+"""Exit codes of the contract: 2 bad input, 3 a service cannot be reached, 1 anything unexpected.
+Each is one line on stderr, never a traceback (set ENGAGE_DEBUG=1 to see one)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+T = TypeVar("T")
+
+
+class BadInput(Exception):
+    """Exit 2: the message names the field or the reason."""
+
+
+def fail(code: int, message: str) -> NoReturn:
+    sys.stderr.write(f"error: {' '.join(message.split())}\n")
+    raise SystemExit(code)
+
+
+def _one_line_validation_error(exc: Exception) -> str:
+    from pydantic import ValidationError
+
+    assert isinstance(exc, ValidationError)
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "input"
+    message = first["msg"].removeprefix("Value error, ")
+    extra = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {message}{extra}"
+
+
+def guarded(fn: Callable[[], T]) -> T:
+    """Run a command body and turn every failure into its exit code and one line."""
+    from pydantic import ValidationError
+
+    try:
+        return fn()
+    except SystemExit:
+        raise
+    except BadInput as exc:
+        fail(2, str(exc))
+    except ValidationError as exc:
+        fail(2, _one_line_validation_error(exc))
+    except KeyboardInterrupt:
+        fail(130, "interrupted")
+    except Exception as exc:  # noqa: BLE001 - the last line of defence of a CLI
+        code, message = classify(exc)
+        if os.environ.get("ENGAGE_DEBUG"):
+            raise
+        fail(code, message)
+
+
+def classify(exc: Exception) -> tuple[int, str]:
+    from adapters.temporal import TemporalUnavailable
+    from devstack.process import PortInUse
+    from store.db import DatabaseUnavailable
+
+    if isinstance(exc, TemporalUnavailable | DatabaseUnavailable | PortInUse):
+        return 3, str(exc)
+    try:
+        from temporalio.client import WorkflowUpdateFailedError
+        from temporalio.service import RPCError, RPCStatusCode
+
+        if isinstance(exc, WorkflowUpdateFailedError):
+            cause: Any = exc.cause
+            while getattr(cause, "cause", None) is not None:
+                cause = cause.cause
+            return 2, str(getattr(cause, "message", None) or cause or exc)
+        if isinstance(exc, RPCError):
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return 2, f"not found: {exc.message}"
+            if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+                return 3, f"Temporal is unavailable ({exc.message}); start the embedded stack with `engage dev`"
+    except ImportError:
+        pass
+    return 1, f"unexpected {type(exc).__name__}: {exc}"

@@ -1,0 +1,72 @@
+"""The outbox: one row per email (by Message-ID), written before sending and marked sent after."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Literal, TypeAlias
+
+import asyncpg
+
+OutboxStatus = Literal["pending", "sent"]
+Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection
+
+# Two attempts at the same message (a retry racing an attempt that timed out but is still talking to the
+# relay) take turns: the second waits, then finds the row sent.
+_LOCK_SQL = "SELECT pg_advisory_lock(hashtextextended($1, 43))"
+_UNLOCK_SQL = "SELECT pg_advisory_unlock(hashtextextended($1, 43))"
+
+
+@asynccontextmanager
+async def sending(pool: asyncpg.Pool, message_id: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection holding this message's lock for the whole reserve, send, mark_sent sequence."""
+    async with pool.acquire() as conn:
+        await conn.execute(_LOCK_SQL, message_id)
+        try:
+            yield conn
+        finally:
+            if not conn.is_closed():
+                await conn.execute(_UNLOCK_SQL, message_id)
+
+
+async def reserve(
+    db: Executor,
+    *,
+    message_id: str,
+    engagement_id: str,
+    key: str,
+    kind: str,
+    recipients: list[str],
+    subject: str,
+) -> OutboxStatus:
+    """Record an attempt at sending; returns 'sent' when an earlier attempt already delivered it."""
+    status = await db.fetchval(
+        "INSERT INTO outbox (message_id, engagement_id, key, kind, recipients, subject, status, attempts)"
+        " VALUES ($1, $2, $3, $4, $5, $6, 'pending', 1)"
+        " ON CONFLICT (message_id) DO UPDATE SET attempts = outbox.attempts"
+        "   + CASE WHEN outbox.status = 'sent' THEN 0 ELSE 1 END"
+        " RETURNING status",
+        message_id,
+        engagement_id,
+        key,
+        kind,
+        recipients,
+        subject,
+    )
+    return "sent" if status == "sent" else "pending"
+
+
+async def mark_sent(db: Executor, message_id: str) -> None:
+    await db.execute(
+        "UPDATE outbox SET status = 'sent', sent_at = now() WHERE message_id = $1 AND status <> 'sent'",
+        message_id,
+    )
+
+
+async def status_of(db: Executor, message_id: str) -> asyncpg.Record | None:
+    """The outbox row of a message (status, attempts, sent_at, ...), or None."""
+    return await db.fetchrow(
+        "SELECT message_id, engagement_id, key, kind, recipients, subject, status, created_at, sent_at,"
+        " attempts FROM outbox WHERE message_id = $1",
+        message_id,
+    )
