@@ -209,9 +209,11 @@ def message_id_for(key: str, domain: str) -> str:
 
     The readable part keeps only safe characters (so `acme-2027/A2/checkin/3` reads as
     `acme-2027.A2.checkin.3`); the sha256 digest keeps two keys that differ only in unsafe characters apart."""
-    readable = ".".join(p for p in _ID_UNSAFE.split(key) if p)[:80].strip(".") or "msg"
     digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
     host = ".".join(p for p in _DOMAIN_UNSAFE.sub("", domain).split(".") if p) or "engage.localhost"
+    # Short enough that `Message-ID: <...>` fits one 78-character line and is never folded.
+    budget = max(16, 78 - len("Message-ID: <.") - len(digest) - len(host) - len("@>"))
+    readable = ".".join(p for p in _ID_UNSAFE.split(key) if p)[:budget].strip(".") or "msg"
     return f"<{readable}.{digest}@{host}>"
 
 

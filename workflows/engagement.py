@@ -15,7 +15,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain.format import format_fit_error, recommend, recommend_as
-    from domain.schedule import local_label
+    from domain.schedule import local_date, local_label
     from domain.session import (
         default_days,
         outcomes_reminder_at,
@@ -269,7 +269,8 @@ class EngagementWorkflow:
     @schedule_session.validator
     def _validate_schedule_session(self, request: ScheduleSession) -> None:
         self._require_open()
-        if self._format is None or self._phase not in (Phase.scheduling, Phase.pre_reads):
+        started = self._session is not None and workflow.now() >= self._session.starts_at
+        if self._format is None or started:
             raise _reject(f"on: a session can be scheduled once the format is chosen and until it starts "
                           f"(the engagement is in {self._phase.value})")
         days = request.days if request.days is not None else self._default_days()
@@ -292,7 +293,7 @@ class EngagementWorkflow:
     @add_preread.validator
     def _validate_add_preread(self, request: AddPreread) -> None:
         self._require_open()
-        if self._phase not in (Phase.scoping, Phase.format_choice, Phase.scheduling, Phase.pre_reads):
+        if self._session is not None and workflow.now() >= self._session.starts_at:
             raise _reject(f"pre-reads can be added until the session starts (the engagement is in "
                           f"{self._phase.value})")
         if len(self._prereads) >= 20:
@@ -331,10 +332,10 @@ class EngagementWorkflow:
     @record_outcomes.validator
     def _validate_record_outcomes(self, request: RecordOutcomes) -> None:
         self._require_open()
-        if self._phase is not Phase.session or self._outcomes is not None:
+        if self._session is None or workflow.now() < self._session.starts_at or self._outcomes is not None:
             raise _reject(f"outcomes: outcomes are recorded once, after the session has started "
                           f"(the engagement is in {self._phase.value})")
-        today = self._local_date(workflow.now())
+        today = local_date(workflow.now(), self._scoping.timezone)
         for action in request.outcomes.actions:
             if action.due <= today:
                 raise _reject(f"actions[{action.id}].due: {action.due} is not after today ({today})")
@@ -479,11 +480,6 @@ class EngagementWorkflow:
 
     def _local(self, at: datetime) -> str:
         return local_label(at, self._scoping.timezone)
-
-    def _local_date(self, at: datetime):  # noqa: ANN202 - a date
-        from zoneinfo import ZoneInfo
-
-        return at.astimezone(ZoneInfo(self._scoping.timezone)).date()
 
     def _session_line(self) -> str:
         return f"session on {self._local(self._session.starts_at)}" if self._session else "no session yet"

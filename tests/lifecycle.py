@@ -1,0 +1,85 @@
+"""Shared pieces of the workflow tests: a worker with the real activities, scoping and outcomes builders."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import yaml
+from temporalio.client import Client, WorkflowHandle
+from temporalio.worker import Worker
+
+from activities import build_activities
+from adapters.temporal import engagement_workflow_id
+from schemas.outcomes import Outcomes
+from schemas.scoping import Scoping
+from schemas.settings import Settings
+from schemas.state import EngagementInput
+from workflows.engagement import EngagementWorkflow
+from workflows.follow_through import ActionFollowThroughWorkflow
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+HISTORIES = Path(__file__).parent / "histories"
+
+
+@contextlib.asynccontextmanager
+async def running_worker(client: Client, settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[str]:
+    task_queue = f"tq-{uuid.uuid4().hex[:8]}"
+    async with Worker(client, task_queue=task_queue,
+                      workflows=[EngagementWorkflow, ActionFollowThroughWorkflow],
+                      activities=build_activities(settings, pool)):
+        yield task_queue
+
+
+def scoping(engagement_id: str, **follow_through: Any) -> Scoping:
+    data = yaml.safe_load((EXAMPLES / "scoping.yaml").read_text())
+    data["id"] = engagement_id
+    data["follow_through"] = {**data.get("follow_through", {}), **follow_through}
+    return Scoping.model_validate(data)
+
+
+def outcomes(*actions: dict[str, Any]) -> Outcomes:
+    return Outcomes.model_validate({"decisions": ["Consolidate the two sales teams by Q2"],
+                                    "dot_votes": [{"option": "Expand to the Nordics", "votes": 7}],
+                                    "actions": list(actions)})
+
+
+def action(action_id: str, owner: str, email: str, tz: str, due: date, baseline: float, target: float,
+           direction: str = "increase") -> dict[str, Any]:
+    return {"id": action_id, "title": f"Action {action_id}", "due": due.isoformat(),
+            "owner": {"name": owner, "email": email, "timezone": tz},
+            "metric": {"name": f"Metric {action_id}", "unit": "units", "baseline": baseline, "target": target,
+                       "direction": direction}}
+
+
+async def start(client: Client, task_queue: str, s: Scoping) -> WorkflowHandle:
+    assert s.id is not None
+    return await client.start_workflow(
+        EngagementWorkflow.run, EngagementInput(engagement_id=s.id, scoping=s),
+        id=engagement_workflow_id(s.id), task_queue=task_queue)
+
+
+async def save_history(handle: WorkflowHandle, name: str) -> None:
+    """Keep the history for the replay test (tests/histories/), only when asked: ENGAGE_RECORD_HISTORIES=1."""
+    import os
+
+    if os.environ.get("ENGAGE_RECORD_HISTORIES") != "1":
+        return
+    HISTORIES.mkdir(exist_ok=True)
+    history = await handle.fetch_history()
+    (HISTORIES / f"{name}.json").write_text(history.to_json())
+
+
+def local(at: datetime, tz: str) -> datetime:
+    from zoneinfo import ZoneInfo
+
+    return at.astimezone(ZoneInfo(tz))
+
+
+def until(now: datetime, target: datetime) -> timedelta:
+    return max(target - now, timedelta(0))

@@ -1,0 +1,236 @@
+"""The whole lifecycle on the time-skipping server, with the real store, SMTP sink and CalDAV server."""
+
+from __future__ import annotations
+
+import email
+import time
+from collections import Counter
+from datetime import UTC, date, datetime, time as dtime, timedelta
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import pytest
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.testing import WorkflowEnvironment
+
+from devstack.mailsink import MailSink
+from schemas.events import MessageSent, Phase
+from schemas.settings import Settings
+from schemas.state import (
+    AcknowledgePreread,
+    ActionView,
+    AddPreread,
+    CancelEngagement,
+    ChooseFormat,
+    EngagementStatus,
+    RecordOutcomes,
+    ReportMetric,
+    ScheduleSession,
+    SnoozeAction,
+)
+from store.events import read_log
+from tests.conftest import unique_id
+from workflows.engagement import EngagementWorkflow
+from tests.lifecycle import action, outcomes, running_worker, save_history, scoping, start, until
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def at_local(day: date, hh: int, tz: str) -> datetime:
+    return datetime.combine(day, dtime(hh), tzinfo=ZoneInfo(tz)).astimezone(UTC)
+
+
+def minute(at: datetime) -> datetime:
+    """Send times are the timer's instant plus the few milliseconds the activity took to be scheduled."""
+    return at.replace(second=0, microsecond=0)
+
+
+def sink_messages(sink: MailSink, engagement_id: str) -> list[email.message.Message]:
+    found = []
+    for path in sink.messages():
+        msg = email.message_from_bytes(path.read_bytes())
+        if f"<{engagement_id}." in msg["Message-ID"]:
+            found.append(msg)
+    return found
+
+
+async def test_engagement_from_start_to_closed(time_skipping_env: WorkflowEnvironment, settings: Settings,
+                                               pool: asyncpg.Pool, mail_sink: MailSink) -> None:
+    env = time_skipping_env
+    eid = unique_id("life")
+    wall = time.monotonic()
+    async with running_worker(env.client, settings, pool) as tq:
+        handle = await start(env.client, tq, scoping(eid, cadence="14d", horizon="90d", escalate_after_missed=2))
+        rec = await handle.execute_update(EngagementWorkflow.choose_format, ChooseFormat(format="combined"))
+        assert rec.format.value == "combined"
+        plan = await handle.execute_update(EngagementWorkflow.schedule_session, ScheduleSession(on=date(2027, 2, 11), at="09:00"))
+        assert plan.starts_at == at_local(date(2027, 2, 11), 9, "Europe/Berlin")
+        await handle.execute_update(EngagementWorkflow.add_preread, AddPreread(title="Market memo", url="https://x.example/m",
+                                                              days_before=7))
+        await handle.execute_update(EngagementWorkflow.acknowledge_preread, AcknowledgePreread(participant="ana@acme.example"))
+
+        # The session starts; the consultant records three actions in three time zones.
+        await env.sleep(until(await env.get_current_time(), plan.starts_at + timedelta(hours=1)))
+        assert (await handle.query(EngagementWorkflow.status)).phase is Phase.session
+        ids = await handle.execute_update(EngagementWorkflow.record_outcomes, RecordOutcomes(outcomes=outcomes(
+            action("A1", "Ben Wu", "ben@acme.example", "Asia/Tokyo", date(2027, 5, 31), 0, 200),
+            action("A2", "Ana Lima", "ana@acme.example", "America/Sao_Paulo", date(2027, 4, 30), 21, 10,
+                   "decrease"),
+            action("A3", "Chloé Martin", "chloe@acme.example", "Europe/Berlin", date(2027, 5, 10), 0, 10),
+        )))
+        assert ids == ["A1", "A2", "A3"]
+
+        # After the first check-ins: two answers, one silence.
+        await env.sleep(until(await env.get_current_time(), datetime(2027, 2, 26, tzinfo=UTC)))
+        a1 = await handle.execute_update(EngagementWorkflow.report_metric, ReportMetric(action_id="A1", value=40))
+        assert a1.status.value == "on_track"
+        a2 = await handle.execute_update(EngagementWorkflow.report_metric, ReportMetric(action_id="A2", value=20))
+        assert a2.status.value == "at_risk"
+        before = a2.next_checkin_at
+        assert before == at_local(date(2027, 3, 11), 9, "America/Sao_Paulo")
+        a2 = await handle.execute_update(EngagementWorkflow.snooze_action, SnoozeAction(action_id="A2", days=7))
+        assert a2.next_checkin_at == at_local(date(2027, 3, 18), 9, "America/Sao_Paulo")
+
+        await env.sleep(until(await env.get_current_time(), datetime(2027, 3, 20, tzinfo=UTC)))
+        a1 = await handle.execute_update(EngagementWorkflow.report_metric, ReportMetric(action_id="A1", value=200))
+        assert (a1.status.value, a1.closed_reason) == ("achieved", "achieved")
+
+        final: EngagementStatus = await handle.result()
+        await save_history(handle, "lifecycle_closed")
+    assert time.monotonic() - wall < 10, "90 days of follow-through should take seconds of wall time"
+
+    assert final.phase is Phase.closed
+    views = {a.action_id: a for a in final.actions}
+    assert views["A1"].closed_reason == "achieved"
+    assert (views["A2"].closed_reason, views["A2"].escalations) == ("horizon", 1)
+    assert (views["A3"].closed_reason, views["A3"].escalations, views["A3"].checkins_sent) == ("horizon", 2, 6)
+
+    log = await read_log(pool, eid)
+    assert [e.seq for e in log] == list(range(1, len(log) + 1)), "no gap, no duplicate"
+    types = [e.event.type for e in log]
+    assert types[0] == "engagement_started"
+    assert types[-1] == "engagement_closed"
+    phases = [e.event.phase.value for e in log if e.event.type == "phase_entered"]
+    assert phases == ["scoping", "format_choice", "scheduling", "pre_reads", "session", "action_assignment",
+                      "follow_through"]
+    assert types.index("outcomes_recorded") < types.index("action_assigned") < types.index("checkin_requested")
+    reported = [(e.event.action_id, e.event.value, e.event.status.value)
+                for e in log if e.event.type == "metric_reported"]
+    assert reported == [("A1", 40, "on_track"), ("A2", 20, "at_risk"), ("A1", 200, "achieved")]
+
+    sent = [(e.occurred_at, e.event) for e in log if isinstance(e.event, MessageSent)]
+    kinds = Counter(m.kind.value for _, m in sent)
+    assert kinds["invitation"] == 3
+    assert kinds["preread"] == 3
+    assert kinds["action_assignment"] == 3
+    assert kinds["report"] == 2
+    assert kinds["escalation"] == 3  # A2 once, A3 twice
+    # The pre-read reminder goes only to those who have not read it.
+    reminded = sorted(r for _, m in sent if m.kind.value == "preread_reminder" for r in m.recipients)
+    assert reminded == ["ben@acme.example", "chloe@acme.example"]
+    preread_at = {minute(at) for at, m in sent if m.kind.value == "preread"}
+    assert preread_at == {at_local(date(2027, 2, 4), 9, "Europe/Berlin")}
+    # Check-ins go out at 09:00 in each owner's zone, across the daylight-saving change of 2027-03-28.
+    for action_id, tz in (("A1", "Asia/Tokyo"), ("A2", "America/Sao_Paulo"), ("A3", "Europe/Berlin")):
+        times = [minute(at) for at, m in sent if m.kind.value == "checkin_request" and m.action_id == action_id]
+        assert times, action_id
+        assert {t.astimezone(ZoneInfo(tz)).time() for t in times} == {dtime(9)}, action_id
+    a3_times = [minute(at) for at, m in sent if m.kind.value == "checkin_request" and m.action_id == "A3"]
+    assert [t.astimezone(BERLIN).date() for t in a3_times] == [
+        date(2027, 2, 25), date(2027, 3, 11), date(2027, 3, 25), date(2027, 4, 8), date(2027, 4, 22),
+        date(2027, 5, 6)]
+    assert {t.utcoffset() for t in a3_times} == {timedelta(0)}
+    assert sorted({t.astimezone(BERLIN).utcoffset() for t in a3_times}) == [timedelta(hours=1), timedelta(hours=2)]
+    escalations = [m for _, m in sent if m.kind.value == "escalation"]
+    assert {tuple(m.recipients) for m in escalations} == {("sam@acme.example", "dana@consultancy.example")}
+    a2_times = [minute(at) for at, m in sent if m.kind.value == "checkin_request" and m.action_id == "A2"]
+    assert a2_times[1] == at_local(date(2027, 3, 18), 9, "America/Sao_Paulo"), "the snooze moved check-in 2"
+
+    # Every message the log says was sent is at the SMTP sink, once.
+    at_sink = sink_messages(mail_sink, eid)
+    assert len(at_sink) == len(sent)
+    assert Counter(m["Message-ID"] for m in at_sink) == Counter(m.message_id for _, m in sent)
+
+
+async def test_cancel_during_follow_through_stops_every_child(time_skipping_env: WorkflowEnvironment,
+                                                               settings: Settings, pool: asyncpg.Pool,
+                                                               mail_sink: MailSink) -> None:
+    env = time_skipping_env
+    eid = unique_id("cancel")
+    async with running_worker(env.client, settings, pool) as tq:
+        handle = await start(env.client, tq, scoping(eid, cadence="7d", horizon="60d"))
+        await handle.execute_update(EngagementWorkflow.choose_format, ChooseFormat(format="combined"))
+        plan = await handle.execute_update(EngagementWorkflow.schedule_session, ScheduleSession(on=date(2027, 3, 1)))
+        await env.sleep(until(await env.get_current_time(), plan.starts_at + timedelta(minutes=5)))
+        await handle.execute_update(EngagementWorkflow.record_outcomes, RecordOutcomes(outcomes=outcomes(
+            action("A1", "Ben Wu", "ben@acme.example", "Europe/Berlin", date(2027, 5, 31), 0, 200),
+            action("A2", "Ana Lima", "ana@acme.example", "America/Sao_Paulo", date(2027, 4, 30), 0, 5),
+        )))
+        await env.sleep(timedelta(days=10))
+        cancelled_at = await env.get_current_time()
+        await handle.execute_update(EngagementWorkflow.cancel, CancelEngagement(reason="Client paused the programme"))
+        final: EngagementStatus = await handle.result()
+        await save_history(handle, "lifecycle_cancelled")
+        for child in ("A1", "A2"):
+            desc = await env.client.get_workflow_handle(f"{handle.id}/{child}").describe()
+            assert desc.status is not None and desc.status.name == "COMPLETED"
+        await env.sleep(timedelta(days=30))
+
+    assert final.phase is Phase.cancelled
+    assert {a.closed_reason for a in final.actions} == {"cancelled"}
+    log = await read_log(pool, eid)
+    after = [e.event for e in log if e.occurred_at >= cancelled_at]
+    sent_after = [e for e in after if isinstance(e, MessageSent)]
+    assert {m.kind.value for m in sent_after} == {"report"}, "after a cancel only the final report is mailed"
+    assert log[-1].event.type == "engagement_cancelled" or any(e.type == "engagement_cancelled" for e in after)
+    checkins = [e for e in log if isinstance(e.event, MessageSent) and e.event.kind.value == "checkin_request"]
+    assert checkins and all(e.occurred_at < cancelled_at for e in checkins)
+
+
+@pytest.mark.parametrize("update, payload, names", [
+    ("choose_format", {"format": "workshop"}, "format"),
+    ("choose_format", {"format": "offsite", "surprise": 1}, "surprise"),
+    ("schedule_session", {"on": "2027-06-01"}, "on"),
+    ("schedule_session", {"on": "2027-02-10", "days": 7}, "days"),
+    ("record_outcomes", {"outcomes": {"actions": []}}, "actions"),
+    ("report_metric", {"action_id": "A9", "value": 1}, "action"),
+    ("report_metric", {"action_id": "A1", "value": "NaN"}, "value"),
+    ("snooze_action", {"action_id": "A1", "days": -3}, "days"),
+    ("acknowledge_preread", {"participant": "mallory@evil.example"}, "participant"),
+    ("add_preread", {"title": "x", "url": "javascript:alert(1)"}, "url"),
+    ("acknowledge_preread", {"participant": "ana@acme.example", "preread_id": "P9"}, "preread"),
+])
+async def test_invalid_updates_are_rejected_and_the_engagement_goes_on(
+        time_skipping_env: WorkflowEnvironment, settings: Settings, pool: asyncpg.Pool,
+        update: str, payload: dict, names: str) -> None:
+    env = time_skipping_env
+    eid = unique_id("bad")
+    async with running_worker(env.client, settings, pool) as tq:
+        handle = await start(env.client, tq, scoping(eid, cadence="30d", horizon="30d"))
+        await handle.execute_update(EngagementWorkflow.add_preread, AddPreread(title="Memo", url="https://x.example"))
+        if update in ("schedule_session", "record_outcomes", "report_metric", "snooze_action"):
+            await handle.execute_update(EngagementWorkflow.choose_format, ChooseFormat(format="combined"))
+        if update in ("record_outcomes", "report_metric", "snooze_action"):
+            plan = await handle.execute_update(EngagementWorkflow.schedule_session, ScheduleSession(on=date(2027, 2, 10)))
+            await env.sleep(until(await env.get_current_time(), plan.starts_at + timedelta(minutes=1)))
+        if update in ("report_metric", "snooze_action"):
+            await handle.execute_update(EngagementWorkflow.record_outcomes, RecordOutcomes(outcomes=outcomes(
+                action("A1", "Ben Wu", "ben@acme.example", "Europe/Berlin", date(2027, 3, 1), 0, 10))))
+        history_before = len((await handle.fetch_history()).events)
+        with pytest.raises(WorkflowUpdateFailedError) as failure:
+            await handle.execute_update(update, payload)
+        message = str(failure.value.cause)
+        assert names in message, message
+        # A rejected update leaves nothing in the history, and the engagement then completes normally.
+        assert len((await handle.fetch_history()).events) == history_before
+        status: EngagementStatus = await handle.query(EngagementWorkflow.status)
+        if status.phase in (Phase.scoping, Phase.format_choice):
+            await handle.execute_update(EngagementWorkflow.choose_format, ChooseFormat(format="combined"))
+        if status.session is None:
+            plan = await handle.execute_update(EngagementWorkflow.schedule_session, ScheduleSession(on=date(2027, 2, 10)))
+            await env.sleep(until(await env.get_current_time(), plan.starts_at + timedelta(minutes=1)))
+        if not status.actions:
+            await handle.execute_update(EngagementWorkflow.record_outcomes, RecordOutcomes(outcomes=outcomes(
+                action("A1", "Ben Wu", "ben@acme.example", "Europe/Berlin", date(2027, 3, 1), 0, 10))))
+        final: EngagementStatus = await handle.result()
+    assert final.phase is Phase.closed
