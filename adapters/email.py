@@ -13,6 +13,7 @@ from decimal import Decimal, InvalidOperation
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
@@ -155,10 +156,15 @@ def _environment() -> jinja2.Environment:
 _ENV = _environment()
 
 
+@lru_cache(maxsize=len(MessageKind))
+def _subject_template(kind: MessageKind) -> jinja2.Template:
+    return _ENV.from_string(SUBJECTS[kind])
+
+
 def render(message: OutboundMessage) -> tuple[str, str, str]:
     """(subject, plain text, html) of the message, from `templates/{kind}.txt.j2` and `.html.j2`."""
     kind = MessageKind(message.kind)
-    subject = header_safe(_ENV.from_string(SUBJECTS[kind]).render(context=message.context))
+    subject = header_safe(_subject_template(kind).render(context=message.context))
     variables = {"context": message.context, "kind": kind.value, "subject": subject}
     text = _ENV.get_template(f"{kind.value}.txt.j2").render(variables)
     html = _ENV.get_template(f"{kind.value}.html.j2").render(variables)

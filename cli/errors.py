@@ -20,17 +20,6 @@ def fail(code: int, message: str) -> NoReturn:
     raise SystemExit(code)
 
 
-def _one_line_validation_error(exc: Exception) -> str:
-    from pydantic import ValidationError
-
-    assert isinstance(exc, ValidationError)
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "input"
-    message = first["msg"].removeprefix("Value error, ")
-    extra = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{where}: {message}{extra}"
-
-
 def guarded(fn: Callable[[], T]) -> T:
     """Run a command body and turn every failure into its exit code and one line."""
     from pydantic import ValidationError
@@ -42,7 +31,9 @@ def guarded(fn: Callable[[], T]) -> T:
     except BadInput as exc:
         fail(2, str(exc))
     except ValidationError as exc:
-        fail(2, _one_line_validation_error(exc))
+        from schemas.common import one_line
+
+        fail(2, one_line(exc))
     except KeyboardInterrupt:
         fail(130, "interrupted")
     except Exception as exc:  # noqa: BLE001 - the last line of defence of a CLI

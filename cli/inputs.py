@@ -49,6 +49,6 @@ def load_model(path: Path, model: type[M]) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        from cli.errors import _one_line_validation_error
+        from schemas.common import one_line
 
-        raise BadInput(f"{path}: {_one_line_validation_error(exc)}") from exc
+        raise BadInput(f"{path}: {one_line(exc)}") from exc

@@ -105,9 +105,7 @@ def agenda_modules(fmt: EngagementFormat, objectives: list[Objective], topics: l
     }
     # A strategy session without a strategy module would not be one (e.g. relationship objectives that the
     # constraints forced into an onsite session): it still sets priorities.
-    if fmt in _STRATEGY_FORMATS and not (
-        wanted[Module.strategic_priorities] or wanted[Module.problem_solving]
-    ):
+    if fmt in _STRATEGY_FORMATS and not (wanted[Module.strategic_priorities] or wanted[Module.problem_solving]):
         wanted[Module.strategic_priorities] = True
     return [m for m in RUNNING_ORDER if wanted[m]]
 
@@ -147,9 +145,7 @@ def _allocate(modules: list[Module], budget: int) -> list[int]:
         if spec.cap is not None:
             result[i] = (min(spec.cap, math.floor(spec.weight * scale)) // step) * step
     content_units = units - sum(result) // step
-    for i, share in zip(
-        content, _largest_remainder(content_units, [specs[i].weight for i in content]), strict=True
-    ):
+    for i, share in zip(content, _largest_remainder(content_units, [specs[i].weight for i in content]), strict=True):
         result[i] = share * step
     return result
 
@@ -174,9 +170,7 @@ def _day_capacities(budget: int) -> list[int]:
     return [MINUTES_PER_DAY] * full + ([rest] if rest else [])
 
 
-def build_agenda(
-    fmt: EngagementFormat, days: float, objectives: list[Objective], topics: list[Topic]
-) -> Agenda:
+def build_agenda(fmt: EngagementFormat, days: float, objectives: list[Objective], topics: list[Topic]) -> Agenda:
     """A time-boxed agenda for a session of `days` days (0.125 = a few hours, up to 14).
 
     The session holds at most `days * 420` minutes and each day at most 420; a module that does not fit in
@@ -201,9 +195,7 @@ def build_agenda(
             if left == 0:
                 day, left = day + 1, capacities[day + 1]
             part = min(length, left)
-            items.append(
-                AgendaItem(day=day + 1, module=module, title=title, technique=spec.technique, minutes=part)
-            )
+            items.append(AgendaItem(day=day + 1, module=module, title=title, technique=spec.technique, minutes=part))
             length -= part
             left -= part
             title = f"{spec.title} (continued)"

@@ -148,19 +148,10 @@ def format_fit_error(fmt: EngagementFormat, constraints: Constraints) -> str | N
     """None when `fmt` can be held under `constraints`, else one sentence naming the field that forbids it."""
     shortest, _ = duration_range(fmt)
     if constraints.max_days < shortest:
-        return (
-            f"{fmt.value} needs at least {_days(shortest)} "
-            f"but constraints.max_days is {_num(constraints.max_days)}"
-        )
+        return f"{fmt.value} needs at least {_days(shortest)} but constraints.max_days is {_num(constraints.max_days)}"
     if fmt in _NEEDS_OFFSITE_VENUE and constraints.location is Location.onsite:
         return f"{fmt.value} needs an offsite venue but constraints.location is {constraints.location.value}"
     return None
-
-
-def _side_counts(scoping: Scoping) -> tuple[int, int]:
-    offsite = sum(1 for o in scoping.objectives if o.kind in OFFSITE_KINDS)
-    strategy = sum(1 for o in scoping.objectives if o.kind in STRATEGY_KINDS)
-    return offsite, strategy
 
 
 def _has_leaders(scoping: Scoping) -> bool:
@@ -204,9 +195,7 @@ def _decide(scoping: Scoping) -> tuple[EngagementFormat, str]:
     short = f"{both} but constraints.max_days ({_num(c.max_days)}) is under the 2 days a combined one needs"
     if len(offsite_kinds) != len(strategy_kinds):
         fmt = (
-            EngagementFormat.offsite
-            if len(offsite_kinds) > len(strategy_kinds)
-            else EngagementFormat.strategy_session
+            EngagementFormat.offsite if len(offsite_kinds) > len(strategy_kinds) else EngagementFormat.strategy_session
         )
         larger = max(len(offsite_kinds), len(strategy_kinds))
         return fmt, f"{short}, and {larger} of the {len(kinds)} objectives call for a {_LABELS[fmt]}"

@@ -3,6 +3,11 @@
 Every datetime going in and out is timezone-aware and every result is in UTC: workflows compare and sleep in
 UTC, and only the owner's wall clock is local. Local wall times are built with `zoneinfo` so that a 09:00
 check-in stays at 09:00 local across daylight-saving changes (a fixed 24 h step would drift by an hour).
+
+Workflows must import this module (and `domain.status`, which uses it) inside
+`workflow.unsafe.imports_passed_through()`: the sandbox wraps `zoneinfo.ZoneInfo` instances in a restriction
+proxy that `datetime.astimezone` rejects ("tzinfo argument must be ... a tzinfo subclass"). Passing the module
+through is safe: it is pure and has no import-time side effects.
 """
 
 from __future__ import annotations
@@ -38,9 +43,7 @@ def local_date(at: datetime, tz: str) -> date:
     return at.astimezone(ZoneInfo(tz)).date()
 
 
-def next_checkin(
-    after: datetime, cadence: timedelta, local_time: time, tz: str, whole_days: bool
-) -> datetime:
+def next_checkin(after: datetime, cadence: timedelta, local_time: time, tz: str, whole_days: bool) -> datetime:
     """The first check-in strictly after `after`.
 
     Whole-day cadences are counted in local calendar days and land on `local_time`, so owners are asked at the

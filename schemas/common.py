@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     PlainSerializer,
     StringConstraints,
+    ValidationError,
 )
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
@@ -111,3 +112,12 @@ Duration = Annotated[timedelta, BeforeValidator(parse_duration), PlainSerializer
 LocalTime = Annotated[
     time, BeforeValidator(_local_time), PlainSerializer(lambda t: t.strftime("%H:%M"), return_type=str)
 ]
+
+
+def one_line(exc: ValidationError) -> str:
+    """The first problem of a validation error, naming its field: `actions.0.due: Input should be ...`."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "input"
+    message = first["msg"].removeprefix("Value error, ")
+    extra = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {message}{extra}"

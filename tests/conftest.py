@@ -86,8 +86,7 @@ async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
     await pool.close()
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+async def start_time_skipping() -> WorkflowEnvironment:
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
         test_server_existing_path=str(BIN / "temporal-test-server"),
@@ -97,6 +96,13 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
         namespace=env.client.namespace,
         search_attributes={k.name: IndexedValueType.ValueType(k.indexed_value_type) for k in ALL_KEYS},
     ))
+    return env
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A fresh server per test: its clock starts at today, so tests can name absolute dates."""
+    env = await start_time_skipping()
     yield env
     await env.shutdown()
 

@@ -66,9 +66,7 @@ def client_names() -> st.SearchStrategy[str]:
 def objectives(kinds: st.SearchStrategy[ObjectiveKind] | None = None) -> st.SearchStrategy[list[Objective]]:
     """1-8 objectives whose kinds are drawn from `kinds` (all kinds by default)."""
     kind = kinds if kinds is not None else st.sampled_from(list(ObjectiveKind))
-    one = st.builds(
-        lambda k, n: Objective(text=f"Objective {n} about {k.value}", kind=k), kind, st.integers(1, 99)
-    )
+    one = st.builds(lambda k, n: Objective(text=f"Objective {n} about {k.value}", kind=k), kind, st.integers(1, 99))
     return st.lists(one, min_size=1, max_size=8)
 
 
@@ -91,9 +89,7 @@ def constraints(
     location: st.SearchStrategy[Location] | None = None,
 ) -> st.SearchStrategy[Constraints]:
     def build(start: date, window: int, max_days: float, loc: Location) -> Constraints:
-        return Constraints(
-            earliest=start, latest=start + timedelta(days=window), max_days=max_days, location=loc
-        )
+        return Constraints(earliest=start, latest=start + timedelta(days=window), max_days=max_days, location=loc)
 
     return st.builds(
         build,
@@ -121,9 +117,7 @@ def scopings(
         client=draw(client_names()),
         timezone=zone,
         consultant=Consultant(name="Dana Reyes", email="dana@consultancy.example"),
-        sponsor=Person(
-            name="Sam Okafor", email="sam@client.example", timezone=draw(st.none() | st.just(zone))
-        ),
+        sponsor=Person(name="Sam Okafor", email="sam@client.example", timezone=draw(st.none() | st.just(zone))),
         objectives=draw(objective_lists if objective_lists is not None else objectives(kinds)),
         participants=draw(participants(roles)),
         constraints=draw(constraints(days, location)),

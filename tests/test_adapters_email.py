@@ -33,6 +33,7 @@ from adapters.email import (
     parse_reply,
     render,
     sign_reply_token,
+    smtp_target,
     verify_reply_token,
 )
 from devstack.mailsink import MailSink
@@ -513,6 +514,17 @@ async def test_refused_recipient(code: int, settings_ad: Settings, pool_ad: asyn
         assert row is not None and row["status"] == "pending"
     finally:
         controller.stop()
+
+
+def test_smtp_urls() -> None:
+    plain = smtp_target("smtp://127.0.0.1:8025")
+    assert (plain.hostname, plain.port, plain.use_tls, plain.username) == ("127.0.0.1", 8025, False, None)
+    assert smtp_target("smtp://relay.example").port == 25
+    tls = smtp_target("smtps://mailer%40acme.example:p%40ss%3Aword@relay.example")
+    assert (tls.hostname, tls.port, tls.use_tls) == ("relay.example", 465, True)
+    assert (tls.username, tls.password) == ("mailer@acme.example", "p@ss:word")
+    with pytest.raises(ValueError, match="smtp://"):
+        smtp_target("http://relay.example")
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -155,9 +155,7 @@ def test_market_objectives_bring_market_modules() -> None:
 
 
 def test_problem_solving_uses_design_thinking() -> None:
-    agenda = build_agenda(
-        EngagementFormat.strategy_session, 0.5, _objectives(ObjectiveKind.problem_solving), []
-    )
+    agenda = build_agenda(EngagementFormat.strategy_session, 0.5, _objectives(ObjectiveKind.problem_solving), [])
     item = next(i for i in agenda.items if i.module is Module.problem_solving)
     assert item.technique is Technique.design_thinking
     assert Module.strategic_priorities not in _modules(agenda)
@@ -171,9 +169,7 @@ def test_a_few_hours_still_hold_every_module() -> None:
 
 
 def test_a_long_session_does_not_leave_scraps_at_day_ends() -> None:
-    agenda = build_agenda(
-        EngagementFormat.offsite, 2, _objectives(ObjectiveKind.trust, ObjectiveKind.goals), []
-    )
+    agenda = build_agenda(EngagementFormat.offsite, 2, _objectives(ObjectiveKind.trust, ObjectiveKind.goals), [])
     assert min(i.minutes for i in agenda.items) >= 30
 
 

@@ -213,9 +213,7 @@ def test_both_sides_with_less_than_two_days_the_larger_side_wins(scoping: Scopin
 
 
 @PROPERTY
-@given(
-    scopings(objective_lists=both_sides(), days=one_to_two, location=not_onsite, roles=st.just(Role.manager))
-)
+@given(scopings(objective_lists=both_sides(), days=one_to_two, location=not_onsite, roles=st.just(Role.manager)))
 def test_a_tie_without_leaders_is_a_strategy_session(scoping: Scoping) -> None:
     offsite, strategy = _sides(scoping)
     if offsite == strategy:

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from pydantic import BaseModel, ValidationError
+
     from domain.format import format_fit_error, recommend, recommend_as
     from domain.schedule import local_date, local_label
     from domain.session import (
@@ -25,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         session_bounds,
     )
     from schemas import events as ev
+    from schemas.common import one_line
     from schemas.messages import (
         ActionSummary,
         CalendarEntry,
@@ -61,6 +65,18 @@ Phase = ev.Phase
 
 class _CancelRequested(Exception):
     """Raised inside the run when the `cancel` update arrived; the run then winds the engagement down."""
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _parse(model: type[M], raw: Any) -> M:
+    """Updates take raw JSON so that a malformed payload is rejected by the validator with a message naming
+    the field, instead of failing to decode with no explanation."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise _reject(one_line(exc)) from None
 
 
 def _reject(message: str) -> ApplicationError:
@@ -232,7 +248,8 @@ class EngagementWorkflow:
             raise _reject(f"the engagement is {self._phase.value}")
 
     @workflow.update
-    async def choose_format(self, choice: ChooseFormat) -> Recommendation:
+    async def choose_format(self, raw: Any) -> Recommendation:
+        choice = _parse(ChooseFormat, raw)
         self._format = choice.format
         if choice.format is not self._recommendation.format:
             self._recommendation = recommend_as(self._scoping, choice.format)
@@ -243,7 +260,8 @@ class EngagementWorkflow:
         return self._recommendation
 
     @choose_format.validator
-    def _validate_choose_format(self, choice: ChooseFormat) -> None:
+    def _validate_choose_format(self, raw: Any) -> None:
+        choice = _parse(ChooseFormat, raw)
         self._require_open()
         if self._phase not in (Phase.scoping, Phase.format_choice) or self._format is not None:
             raise _reject(f"format: the format can only be chosen once, in format_choice "
@@ -253,7 +271,8 @@ class EngagementWorkflow:
             raise _reject(f"format: {error}")
 
     @workflow.update
-    async def schedule_session(self, request: ScheduleSession) -> SessionPlan:
+    async def schedule_session(self, raw: Any) -> SessionPlan:
+        request = _parse(ScheduleSession, raw)
         assert self._format is not None
         days = request.days if request.days is not None else self._default_days()
         starts, ends = session_bounds(request.on, request.at, days, self._scoping.timezone)
@@ -267,7 +286,8 @@ class EngagementWorkflow:
         return self._session
 
     @schedule_session.validator
-    def _validate_schedule_session(self, request: ScheduleSession) -> None:
+    def _validate_schedule_session(self, raw: Any) -> None:
+        request = _parse(ScheduleSession, raw)
         self._require_open()
         started = self._session is not None and workflow.now() >= self._session.starts_at
         if self._format is None or started:
@@ -280,7 +300,8 @@ class EngagementWorkflow:
             raise _reject(error)
 
     @workflow.update
-    async def add_preread(self, request: AddPreread) -> PrereadView:
+    async def add_preread(self, raw: Any) -> PrereadView:
+        request = _parse(AddPreread, raw)
         preread = PrereadView(preread_id=f"P{len(self._prereads) + 1}", title=request.title, url=request.url,
                               days_before=request.days_before,
                               missing=[p.email for p in self._participants()])
@@ -291,7 +312,8 @@ class EngagementWorkflow:
         return preread
 
     @add_preread.validator
-    def _validate_add_preread(self, request: AddPreread) -> None:
+    def _validate_add_preread(self, raw: Any) -> None:
+        _parse(AddPreread, raw)
         self._require_open()
         if self._session is not None and workflow.now() >= self._session.starts_at:
             raise _reject(f"pre-reads can be added until the session starts (the engagement is in "
@@ -300,7 +322,8 @@ class EngagementWorkflow:
             raise _reject("an engagement has at most 20 pre-reads")
 
     @workflow.update
-    async def acknowledge_preread(self, request: AcknowledgePreread) -> list[PrereadView]:
+    async def acknowledge_preread(self, raw: Any) -> list[PrereadView]:
+        request = _parse(AcknowledgePreread, raw)
         changed: list[tuple[str, ev.Event]] = []
         for preread in self._targets(request):
             if request.participant not in preread.acknowledged:
@@ -313,7 +336,8 @@ class EngagementWorkflow:
         return self._prereads
 
     @acknowledge_preread.validator
-    def _validate_acknowledge_preread(self, request: AcknowledgePreread) -> None:
+    def _validate_acknowledge_preread(self, raw: Any) -> None:
+        request = _parse(AcknowledgePreread, raw)
         self._require_open()
         if self._scoping.participant(request.participant) is None:
             raise _reject(f"participant: {request.participant} is not a participant of {self._id}")
@@ -325,12 +349,14 @@ class EngagementWorkflow:
             raise _reject("preread: this engagement has no pre-reads yet")
 
     @workflow.update
-    async def record_outcomes(self, request: RecordOutcomes) -> list[str]:
+    async def record_outcomes(self, raw: Any) -> list[str]:
+        request = _parse(RecordOutcomes, raw)
         self._outcomes = request
         return [a.id for a in request.outcomes.actions if a.id]
 
     @record_outcomes.validator
-    def _validate_record_outcomes(self, request: RecordOutcomes) -> None:
+    def _validate_record_outcomes(self, raw: Any) -> None:
+        request = _parse(RecordOutcomes, raw)
         self._require_open()
         if self._session is None or workflow.now() < self._session.starts_at or self._outcomes is not None:
             raise _reject(f"outcomes: outcomes are recorded once, after the session has started "
@@ -341,7 +367,8 @@ class EngagementWorkflow:
                 raise _reject(f"actions[{action.id}].due: {action.due} is not after today ({today})")
 
     @workflow.update
-    async def report_metric(self, request: ReportMetric) -> ActionView:
+    async def report_metric(self, raw: Any) -> ActionView:
+        request = _parse(ReportMetric, raw)
         view = self._actions[request.action_id]
         target = view.values_received + 1
         await self._children[request.action_id].signal(ActionFollowThroughWorkflow.report, request)
@@ -352,11 +379,13 @@ class EngagementWorkflow:
         return self._actions[request.action_id]
 
     @report_metric.validator
-    def _validate_report_metric(self, request: ReportMetric) -> None:
+    def _validate_report_metric(self, raw: Any) -> None:
+        request = _parse(ReportMetric, raw)
         self._require_action(request.action_id)
 
     @workflow.update
-    async def snooze_action(self, request: SnoozeAction) -> ActionView:
+    async def snooze_action(self, raw: Any) -> ActionView:
+        request = _parse(SnoozeAction, raw)
         target = self._actions[request.action_id].snoozes + 1
         await self._children[request.action_id].signal(ActionFollowThroughWorkflow.snooze, request)
         await workflow.wait_condition(
@@ -365,17 +394,19 @@ class EngagementWorkflow:
         return self._actions[request.action_id]
 
     @snooze_action.validator
-    def _validate_snooze_action(self, request: SnoozeAction) -> None:
+    def _validate_snooze_action(self, raw: Any) -> None:
+        request = _parse(SnoozeAction, raw)
         view = self._require_action(request.action_id)
         if view.next_checkin_at is None:
             raise _reject(f"action: {request.action_id} has no check-in left to snooze")
 
     @workflow.update
-    async def cancel(self, request: CancelEngagement) -> None:
-        self._cancel = request
+    async def cancel(self, raw: Any) -> None:
+        self._cancel = _parse(CancelEngagement, raw)
 
     @cancel.validator
-    def _validate_cancel(self, request: CancelEngagement) -> None:
+    def _validate_cancel(self, raw: Any) -> None:
+        _parse(CancelEngagement, raw)
         self._require_open()
 
     def _require_action(self, action_id: str) -> ActionView:

@@ -1,0 +1,193 @@
+"""The CalDAV calendar store and the ICS builder against a real Radicale on loopback."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+
+import icalendar
+import pytest
+from pydantic import SecretStr
+
+from adapters.calendar import CalendarStore, resource_name
+from adapters.ics import build_ics
+from devstack.process import free_port
+from devstack.radicale import RadicaleServer
+from schemas.messages import CalendarEntry, Recipient
+from schemas.settings import Settings
+
+BERLIN_9AM = datetime(2027, 3, 4, 8, 0, tzinfo=UTC)  # 09:00 CET
+
+
+@pytest.fixture(scope="module")
+def radicale_ad(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RadicaleServer]:
+    server = RadicaleServer(tmp_path_factory.mktemp("adapters-calendar"), free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def settings_cal_ad(radicale_ad: RadicaleServer) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        caldav_url=radicale_ad.url,
+        caldav_user="engage",
+        caldav_password=SecretStr("any"),
+    )
+
+
+@pytest.fixture
+def store_ad(settings_cal_ad: Settings) -> Iterator[CalendarStore]:
+    store = CalendarStore(settings_cal_ad)
+    yield store
+    store.close()
+
+
+def engagement() -> str:
+    return f"cal-{uuid.uuid4().hex[:8]}"
+
+
+def session(uid: str, sequence: int = 0, starts_at: datetime = BERLIN_9AM, summary: str = "Offsite") -> CalendarEntry:
+    return CalendarEntry(
+        uid=uid,
+        sequence=sequence,
+        summary=summary,
+        description="Vision and team.",
+        starts_at=starts_at,
+        ends_at=starts_at + timedelta(hours=8),
+        timezone="Europe/Berlin",
+        location="Schloss Elmau",
+        organizer=Recipient(name="Cora Consultant", email="cora@consult.example"),
+        attendees=[Recipient(name="Ana Silva", email="ana@acme.example")],
+    )
+
+
+def parse(ics: bytes | None) -> icalendar.Calendar:
+    assert ics is not None
+    return icalendar.Calendar.from_ical(ics)
+
+
+async def test_create_update_remove(store_ad: CalendarStore) -> None:
+    eid = engagement()
+    uid = f"{eid}/session"
+    assert await store_ad.get(eid, uid) is None  # no calendar yet: nothing, and no error
+
+    await store_ad.upsert(eid, session(uid))
+    created = parse(await store_ad.get(eid, uid))
+    [event] = created.walk("VEVENT")
+    assert str(event["UID"]) == uid
+    assert event["SEQUENCE"] == 0
+    assert event["SUMMARY"] == "Offsite"
+    assert event["DTSTART"].params["TZID"] == "Europe/Berlin"
+    assert event["DTSTART"].dt.hour == 9 and event["DTSTART"].dt == BERLIN_9AM
+    assert [str(tz["TZID"]) for tz in created.walk("VTIMEZONE")] == ["Europe/Berlin"]
+    assert "METHOD" not in created  # a stored calendar object carries no iTIP method
+    assert str(event["ORGANIZER"]) == "mailto:cora@consult.example"
+    assert event["ATTENDEE"].params["RSVP"] == "TRUE"
+
+    # Rescheduled: a day later, SEQUENCE + 1, the same UID replaces the event.
+    later = BERLIN_9AM + timedelta(days=1, hours=1)
+    await store_ad.upsert(eid, session(uid, sequence=1, starts_at=later, summary="Offsite (moved)"))
+    [event] = parse(await store_ad.get(eid, uid)).walk("VEVENT")
+    assert event["SEQUENCE"] == 1
+    assert event["SUMMARY"] == "Offsite (moved)"
+    assert event["DTSTART"].dt == later and event["DTSTART"].dt.astimezone(later.tzinfo).hour == 9
+    assert await store_ad.list_uids(eid) == [uid]
+
+    await store_ad.remove(eid, uid)
+    assert await store_ad.get(eid, uid) is None
+    assert await store_ad.list_uids(eid) == []
+    await store_ad.remove(eid, uid)  # already gone: fine
+    await store_ad.remove(engagement(), uid)  # no calendar at all: fine
+
+
+async def test_upsert_is_idempotent(store_ad: CalendarStore, settings_cal_ad: Settings) -> None:
+    eid = engagement()
+    uid = f"{eid}/session"
+    entry = session(uid, sequence=2)
+    await store_ad.upsert(eid, entry)
+    await store_ad.upsert(eid, entry)
+    # A fresh store (a restarted worker) finds the same calendar instead of making a second one.
+    other = CalendarStore(settings_cal_ad)
+    try:
+        await other.upsert(eid, entry)
+        assert await other.list_uids(eid) == [uid]
+        [event] = parse(await other.get(eid, uid)).walk("VEVENT")
+        assert event["SEQUENCE"] == 2  # stored as given: the library does not bump it
+    finally:
+        other.close()
+    principal = store_ad._principal_of()
+    names = [str(c.url).rstrip("/").rsplit("/", 1)[-1] for c in principal.calendars()]
+    assert names.count(eid) == 1
+
+
+async def test_one_calendar_per_engagement(store_ad: CalendarStore) -> None:
+    first, second = engagement(), engagement()
+    await store_ad.upsert(first, session(f"{first}/session"))
+    await store_ad.upsert(second, session(f"{second}/session"))
+    await store_ad.upsert(second, session(f"{second}/A1/due"))
+    assert await store_ad.list_uids(first) == [f"{first}/session"]
+    assert await store_ad.list_uids(second) == sorted([f"{second}/session", f"{second}/A1/due"])
+
+
+async def test_all_day_due_date(store_ad: CalendarStore) -> None:
+    eid = engagement()
+    uid = f"{eid}/A2/due"
+    entry = CalendarEntry(uid=uid, summary="Due: Grow the partner pipeline", all_day=date(2027, 6, 30),
+                          timezone="Europe/Berlin", organizer=Recipient(name="Cora", email="cora@consult.example"),
+                          attendees=[Recipient(name="Ben Owner", email="ben@acme.example")])
+    await store_ad.upsert(eid, entry)
+    [event] = parse(await store_ad.get(eid, uid)).walk("VEVENT")
+    assert event["DTSTART"].dt == date(2027, 6, 30)
+    assert event["DTEND"].dt == date(2027, 7, 1)
+    assert event["TRANSP"] == "TRANSPARENT"
+
+
+async def test_hostile_text_is_stored_escaped(store_ad: CalendarStore) -> None:
+    eid = engagement()
+    uid = f"{eid}/session"
+    entry = CalendarEntry.model_construct(**{
+        **session(uid).__dict__,
+        "summary": "Offsite 🚀 مدير\r\nATTENDEE:mailto:evil@evil.example",
+        "organizer": Recipient.model_construct(name='Cora "C"\r\nX-EVIL:1', email="cora@consult.example",
+                                               timezone=None),
+    })
+    await store_ad.upsert(eid, entry)
+    [event] = parse(await store_ad.get(eid, uid)).walk("VEVENT")
+    assert str(event["ATTENDEE"]) == "mailto:ana@acme.example"  # one attendee: nothing injected
+    assert "X-EVIL" not in event
+    assert "🚀 مدير" in str(event["SUMMARY"])
+
+
+def test_resource_names_are_safe_and_distinct() -> None:
+    a, b = resource_name("acme-2027/A2/due"), resource_name("acme-2027/A2-due")
+    assert a != b
+    assert a.endswith(".ics") and "/" not in a and "@" not in resource_name("x/ana@acme.example")
+
+
+def test_build_ics_request_and_cancel() -> None:
+    request = parse(build_ics(session("acme/session")))
+    assert request["METHOD"] == "REQUEST"
+    assert request.walk("VEVENT")[0]["STATUS"] == "CONFIRMED"
+    cancel_entry = session("acme/session", sequence=3).model_copy(update={"method": "CANCEL"})
+    cancel = parse(build_ics(cancel_entry))
+    assert cancel["METHOD"] == "CANCEL"
+    [event] = cancel.walk("VEVENT")
+    assert event["STATUS"] == "CANCELLED" and event["SEQUENCE"] == 3
+
+
+def test_build_ics_needs_a_time() -> None:
+    entry = session("acme/session").model_copy(update={"starts_at": None, "ends_at": None})
+    with pytest.raises(ValueError, match="neither"):
+        build_ics(entry)
+
+
+def test_build_ics_tokyo_has_its_own_vtimezone() -> None:
+    entry = session("acme/session").model_copy(update={"timezone": "Asia/Tokyo"})
+    cal = parse(build_ics(entry))
+    [event] = cal.walk("VEVENT")
+    assert event["DTSTART"].params["TZID"] == "Asia/Tokyo"
+    assert event["DTSTART"].dt.hour == 17 and event["DTSTART"].dt == BERLIN_9AM
+    assert [str(tz["TZID"]) for tz in cal.walk("VTIMEZONE")] == ["Asia/Tokyo"]
