@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         MessageContext,
         OutboundMessage,
         Recipient,
+        ReplyScope,
     )
     from schemas.recommendation import EngagementFormat, Recommendation
     from schemas.state import (
@@ -528,7 +529,7 @@ class EngagementWorkflow:
 
     def _message(self, kind: ev.MessageKind, step: str, to: Recipient, *, summary: str,
                  calendar: CalendarEntry | None = None, cc: list[Recipient] | None = None,
-                 **context: object) -> OutboundMessage:
+                 reply: ReplyScope | None = None, **context: object) -> OutboundMessage:
         session = self._session
         base = MessageContext(
             client=self._scoping.client, engagement_id=self._id, recipient_name=to.name,
@@ -540,7 +541,8 @@ class EngagementWorkflow:
                     for i in self._recommendation.agenda.items],
         )
         return OutboundMessage(engagement_id=self._id, key=f"{self._id}/{step}", kind=kind, to=to, cc=cc or [],
-                               context=base.model_copy(update=context), calendar=calendar, summary=summary)
+                               context=base.model_copy(update=context), calendar=calendar, reply=reply,
+                               summary=summary)
 
     # --- invitations ------------------------------------------------------------------------------------
 
@@ -591,6 +593,10 @@ class EngagementWorkflow:
                 deadlines.append(preread_reminder_at(p.sent_at, session.starts_at))
         return deadlines
 
+    def _preread_reply(self, preread: PrereadView) -> ReplyScope:
+        # "read" in a reply acknowledges this pre-read, until a week after the session.
+        return ReplyScope(preread_id=preread.preread_id, expires_at=self._current_session().ends_at + timedelta(days=7))
+
     def _has_unsent_due_prereads(self) -> bool:
         now = workflow.now()
         return any(d <= now for d in self._preread_deadlines())
@@ -602,7 +608,7 @@ class EngagementWorkflow:
                 p.sent_at = now
                 await asyncio.gather(*(send(self._message(
                     ev.MessageKind.preread, f"preread/{p.preread_id}/{to.email}", to,
-                    preread_title=p.title, preread_url=p.url,
+                    preread_title=p.title, preread_url=p.url, reply=self._preread_reply(p),
                     summary=f"Send pre-read '{p.title}' to {to.email}")) for to in self._participants()))
             elif (p.sent_at is not None and not p.reminded and p.missing
                   and now >= preread_reminder_at(p.sent_at, session.starts_at)):
@@ -610,7 +616,7 @@ class EngagementWorkflow:
                 missing = [r for r in self._participants() if r.email in p.missing]
                 await asyncio.gather(*(send(self._message(
                     ev.MessageKind.preread_reminder, f"preread/{p.preread_id}/reminder/{to.email}", to,
-                    preread_title=p.title, preread_url=p.url,
+                    preread_title=p.title, preread_url=p.url, reply=self._preread_reply(p),
                     summary=f"Remind {to.email} of pre-read '{p.title}'")) for to in missing))
 
     # --- actions ----------------------------------------------------------------------------------------
