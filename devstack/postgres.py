@@ -96,6 +96,11 @@ class EmbeddedPostgres:
         )
 
     def start(self, timeout: float = 30.0) -> str:
+        self.launch()
+        return self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Start the server process (from the main thread: a child dies with the thread that started it)."""
         if not (self.pgdata / "PG_VERSION").exists():
             if self.pgdata.exists():
                 shutil.rmtree(self.pgdata)  # a half-made cluster from an interrupted first start
@@ -108,6 +113,8 @@ class EmbeddedPostgres:
         log_path = self.data_dir / "logs" / "postgres.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.proc = spawn(args, log_path=log_path, user=self.user)
+
+    def wait_ready(self, timeout: float = 30.0) -> str:
         wait_for_port(self.port, timeout, proc=self.proc, what="Postgres")
         self._wait_ready(timeout)
         self._ensure_database()

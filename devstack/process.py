@@ -52,6 +52,7 @@ def wait_for_port(port: int, timeout: float, host: str = "127.0.0.1", proc: subp
 
 def _die_with_parent() -> None:
     # If the supervisor is killed outright, the kernel sends SIGTERM to this child: nothing is left behind.
+    # The "parent" is the thread that spawned the child, so spawn only from a thread that lives as long.
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)

@@ -20,6 +20,10 @@ class RadicaleServer:
         return f"http://127.0.0.1:{self.port}/"
 
     def start(self, timeout: float = 20.0) -> None:
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self) -> None:
         storage = self.data_dir / "caldav"
         storage.mkdir(parents=True, exist_ok=True)
         args = [
@@ -32,6 +36,8 @@ class RadicaleServer:
             "--logging-level", "warning",
         ]
         self.proc = spawn(args, log_path=self.data_dir / "logs" / "radicale.log")
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
         wait_for_port(self.port, timeout, proc=self.proc, what="Radicale")
 
     def stop(self) -> None:

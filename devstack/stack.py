@@ -82,15 +82,15 @@ class DevStack:
         skip |= {"CalDAV"} if self.radicale is None else set()
         self.ports.check_free(skip)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        with ThreadPoolExecutor(max_workers=3) as pool:
-            futures: dict[str, Future[object]] = {"temporal": pool.submit(self.temporal.start)}
-            if self.postgres:
-                futures["postgres"] = pool.submit(self.postgres.start)
-            if self.radicale:
-                futures["radicale"] = pool.submit(self.radicale.start)
-            if self.mail:
-                self.mail.start()
-            for future in futures.values():
+        # Launched from this thread (a child dies with the thread that started it), then waited for together.
+        parts = [p for p in (self.temporal, self.postgres, self.radicale) if p is not None]
+        for part in parts:
+            part.launch()
+        if self.mail:
+            self.mail.start()
+        with ThreadPoolExecutor(max_workers=len(parts)) as pool:
+            futures: list[Future[object]] = [pool.submit(part.wait_ready) for part in parts]
+            for future in futures:
                 future.result()
         self.echo("Temporal", f"{self.temporal.address} (namespace default)")
         self.echo("Temporal UI", self.temporal.ui_url)

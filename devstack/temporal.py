@@ -53,8 +53,14 @@ class TemporalDevServer:
         return args
 
     def start(self, timeout: float = 30.0) -> None:
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.proc = spawn(self.command(), log_path=self.data_dir / "logs" / "temporal.log")
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
         wait_for_port(self.port, timeout, proc=self.proc, what="Temporal")
         self._wait_ui(timeout)
 
