@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
@@ -11,7 +12,7 @@ from typing import Any
 
 import asyncpg
 import yaml
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.worker import Worker
 
 from activities import build_activities
@@ -64,15 +65,53 @@ async def start(client: Client, task_queue: str, s: Scoping) -> WorkflowHandle:
         id=engagement_workflow_id(s.id), task_queue=task_queue)
 
 
+async def run_histories(client: Client, workflow_id: str, first_run_id: str | None = None) -> list[WorkflowHistory]:
+    """Every run of a workflow, first to last, following continue-as-new."""
+    histories = []
+    run_id = first_run_id
+    while True:
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        histories.append(history)
+        last = history.events[-1]
+        if not last.HasField("workflow_execution_continued_as_new_event_attributes"):
+            return histories
+        run_id = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+
+
+async def child_histories(client: Client, parent: WorkflowHistory) -> dict[str, list[WorkflowHistory]]:
+    children = {}
+    for event in parent.events:
+        if event.HasField("child_workflow_execution_started_event_attributes"):
+            attrs = event.child_workflow_execution_started_event_attributes
+            children[attrs.workflow_execution.workflow_id] = await run_histories(
+                client, attrs.workflow_execution.workflow_id, attrs.workflow_execution.run_id)
+    return children
+
+
 async def save_history(handle: WorkflowHandle, name: str) -> None:
-    """Keep the history for the replay test (tests/histories/), only when asked: ENGAGE_RECORD_HISTORIES=1."""
+    """Keep the histories (the engagement and every run of its follow-throughs) for the replay test in
+    tests/histories/, only when asked: ENGAGE_RECORD_HISTORIES=1."""
     import os
 
     if os.environ.get("ENGAGE_RECORD_HISTORIES") != "1":
         return
     HISTORIES.mkdir(exist_ok=True)
-    history = await handle.fetch_history()
-    (HISTORIES / f"{name}.json").write_text(history.to_json())
+    parent = await handle.fetch_history()
+    _write(HISTORIES / f"{name}.json", parent)
+    for child_id, runs in (await child_histories(handle._client, parent)).items():
+        action_id = child_id.rsplit("/", 1)[-1]
+        for number, history in enumerate(runs, start=1):
+            _write(HISTORIES / f"{name}.{action_id}.run{number}.json", history)
+
+
+def _write(path: Path, history: WorkflowHistory) -> None:
+    # The workflow id is part of what replay checks (child ids derive from it), so it travels with the events.
+    path.write_text(json.dumps({"workflow_id": history.workflow_id, "history": json.loads(history.to_json())}))
+
+
+def load_history(path: Path) -> WorkflowHistory:
+    data = json.loads(path.read_text())
+    return WorkflowHistory.from_json(data["workflow_id"], data["history"])
 
 
 def local(at: datetime, tz: str) -> datetime:

@@ -1,0 +1,56 @@
+"""Every recorded history replays against the current workflow code; an unguarded change is caught.
+
+Histories come from real runs of these tests: `ENGAGE_RECORD_HISTORIES=1 pytest tests/test_lifecycle.py
+tests/test_history_bounds.py` rewrites tests/histories/. A change to a workflow that alters its commands must
+be wrapped in `workflow.patched(...)`, or this test fails.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio import workflow
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from schemas.state import EngagementInput, EngagementStatus
+from tests.lifecycle import load_history
+from workflows.engagement import EngagementWorkflow
+from workflows.follow_through import ActionFollowThroughWorkflow
+
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+
+
+def test_histories_were_recorded() -> None:
+    names = {p.name for p in HISTORIES}
+    assert "lifecycle_closed.json" in names
+    assert "lifecycle_cancelled.json" in names
+    assert "year_weekly.A1.run2.json" in names, "a continue-as-new run"
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+async def test_recorded_history_replays(path: Path) -> None:
+    replayer = Replayer(workflows=[EngagementWorkflow, ActionFollowThroughWorkflow],
+                        data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(load_history(path), raise_on_replay_failure=False)
+    assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
+
+
+@workflow.defn(name="EngagementWorkflow")
+class EngagementWorkflowChangedWithoutPatch(EngagementWorkflow):
+    """The same workflow with one more step at the start, as a careless edit would add it."""
+
+    @workflow.run
+    async def run(self, inp: EngagementInput) -> EngagementStatus:
+        await workflow.sleep(60, summary="a new step, added without workflow.patched")
+        return await super().run(inp)
+
+
+async def test_a_change_without_patched_fails_replay() -> None:
+    replayer = Replayer(workflows=[EngagementWorkflowChangedWithoutPatch, ActionFollowThroughWorkflow],
+                        data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(load_history(HISTORIES[0].parent / "lifecycle_closed.json"),
+                                            raise_on_replay_failure=False)
+    assert result.replay_failure is not None
+    assert "nondetermin" in str(result.replay_failure).lower()
