@@ -282,3 +282,22 @@ async def test_invalid_updates_are_rejected_and_the_engagement_goes_on(
             )
         final: EngagementStatus = await handle.result()
     assert final.phase is Phase.closed
+
+
+async def test_actions_due_at_the_same_instant_and_a_seconds_cadence(
+    time_skipping_env: WorkflowEnvironment, settings: Settings, pool: asyncpg.Pool
+) -> None:
+    """Two owners in one zone get their check-ins at the same instant (the demo's case)."""
+    env = time_skipping_env
+    eid = unique_id("same")
+    async with running_worker(env.client, settings, pool) as tq:
+        handle = await start(env.client, tq, scoping(eid, cadence="8s", horizon="45s"))
+        await handle.execute_update(EW.choose_format, ChooseFormat(format="combined"))
+        plan = await handle.execute_update(EW.schedule_session, ScheduleSession(on=date(2027, 2, 10)))
+        await env.sleep(until(await env.get_current_time(), plan.starts_at + timedelta(seconds=1)))
+        await handle.execute_update(EW.record_outcomes, RecordOutcomes(outcomes=outcomes(
+            action("A1", "Ben Wu", "ben@acme.example", "Europe/Berlin", date(2027, 3, 1), 0, 10),
+            action("A2", "Ana Lima", "ana@acme.example", "Europe/Berlin", date(2027, 3, 1), 0, 10))))
+        final: EngagementStatus = await handle.result()
+    assert final.phase is Phase.closed
+    assert [a.checkins_sent for a in final.actions] == [5, 5]

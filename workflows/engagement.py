@@ -517,12 +517,13 @@ class EngagementWorkflow:
         return f"session on {self._local(self._session.starts_at)}" if self._session else "no session yet"
 
     def _next_checkin_line(self) -> str:
-        upcoming = sorted((v.next_checkin_at, v) for v in self._actions.values()
-                          if v.next_checkin_at is not None and v.closed_reason is None)
+        upcoming = [v for v in self._actions.values() if v.next_checkin_at is not None and v.closed_reason is None]
         if not upcoming:
             return "no check-in pending"
-        at, view = upcoming[0]
-        return f"check-in of '{view.title}' to {view.owner.email}, {local_label(at, view.owner.timezone)}"
+        view = min(upcoming, key=lambda v: (v.next_checkin_at, v.action_id))
+        assert view.next_checkin_at is not None
+        return (f"check-in of '{view.title}' to {view.owner.email}, "
+                f"{local_label(view.next_checkin_at, view.owner.timezone)}")
 
     def _session_uid(self) -> str:
         return f"{self._id}/session"
