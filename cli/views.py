@@ -7,7 +7,7 @@ from rich.table import Table
 
 from domain.schedule import local_label
 from schemas.recommendation import Recommendation
-from schemas.state import EngagementList, EngagementStatus, Timeline
+from schemas.state import EngagementList, EngagementStatus, Preview, Timeline
 
 STATUS_STYLE = {"on_track": "green", "achieved": "bold green", "behind": "yellow", "at_risk": "bold red",
                 "no_data": "dim"}
@@ -62,4 +62,13 @@ def print_timeline(console: Console, result: Timeline) -> None:
     for e in result.events:
         table.add_row(str(e.seq), e.occurred_at.strftime("%Y-%m-%d %H:%M:%S"), e.event.type,
                       e.key.removeprefix(f"{result.engagement_id}/"))
+    console.print(table)
+
+
+def print_preview(console: Console, preview: Preview) -> None:
+    console.print(f"[bold]{preview.engagement_id}[/]: {preview.format}, session "
+                  f"{preview.session_starts_at:%Y-%m-%d %H:%M} UTC; {len(preview.items)} steps")
+    table = Table("when (recipient's time)", "what", "to", "subject")
+    for item in preview.items:
+        table.add_row(item.local_time, item.kind.replace("_", " "), item.recipient or "-", item.subject)
     console.print(table)

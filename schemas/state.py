@@ -183,3 +183,22 @@ class EngagementList(BaseModel):
 class Timeline(BaseModel):
     engagement_id: str
     events: list[StoredEvent]
+
+
+class PreviewItem(BaseModel):
+    """One thing the engagement would do: an email, a calendar entry, a log event."""
+
+    at: datetime
+    local_time: str = Field(description="the time in the recipient's (or the client's) zone")
+    kind: str
+    recipient: str | None = None
+    subject: str
+    action_id: str | None = None
+
+
+class Preview(BaseModel):
+    engagement_id: str
+    format: str
+    session_starts_at: datetime
+    horizon_end: datetime | None = None
+    items: list[PreviewItem]

@@ -16,8 +16,6 @@ from pathlib import Path
 import asyncpg
 import pytest
 import pytest_asyncio
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -25,6 +23,7 @@ from devstack.mailsink import MailSink
 from devstack.postgres import EmbeddedPostgres
 from devstack.process import free_port
 from devstack.radicale import RadicaleServer
+from devstack.timeskipping import start_time_skipping
 from schemas.settings import Settings
 from store.db import create_pool
 from store.migrate import migrate
@@ -84,19 +83,6 @@ async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
     await migrate(pool)
     yield pool
     await pool.close()
-
-
-async def start_time_skipping() -> WorkflowEnvironment:
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
-        test_server_existing_path=str(BIN / "temporal-test-server"),
-    )
-    # The time-skipping server has no flag for search attributes: register them through the operator service.
-    await env.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
-        namespace=env.client.namespace,
-        search_attributes={k.name: IndexedValueType.ValueType(k.indexed_value_type) for k in ALL_KEYS},
-    ))
-    return env
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -1,0 +1,118 @@
+"""`engage preview`: what an engagement would send and do, computed by the real workflows.
+
+The workflows run unchanged on the time-skipping server; only the activities differ: these record what they
+are asked to do instead of doing it, so months of follow-through are computed in seconds, and nothing real
+is sent. The consultant confirms the recommended format and schedules the earliest possible session; the
+owners never answer, which shows every reminder and escalation the engagement could produce.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, time, timedelta
+
+from temporalio import activity
+from temporalio.worker import Worker
+
+from adapters.email import render
+from domain.schedule import local_label
+from schemas.events import AppendBatch
+from schemas.messages import CalendarRemoval, CalendarUpsert, OutboundMessage, SendResult
+from schemas.outcomes import Outcomes
+from schemas.scoping import Scoping
+from schemas.state import (
+    ChooseFormat,
+    EngagementInput,
+    EngagementStatus,
+    Preview,
+    PreviewItem,
+    RecordOutcomes,
+    ScheduleSession,
+)
+from workflows.engagement import EngagementWorkflow
+from workflows.follow_through import ActionFollowThroughWorkflow
+
+
+class RecordingActivities:
+    """The activities of the worker, by name, recording instead of acting."""
+
+    def __init__(self, client_timezone: str) -> None:
+        self.client_timezone = client_timezone
+        self.items: list[PreviewItem] = []
+
+    def _now(self) -> datetime:
+        return activity.info().current_attempt_scheduled_time
+
+    @activity.defn(name="append_events")
+    async def append_events(self, batch: AppendBatch) -> list[int]:
+        return list(range(1, len(batch.events) + 1))
+
+    @activity.defn(name="send_message")
+    async def send_message(self, message: OutboundMessage) -> SendResult:
+        at = self._now()
+        subject, _, _ = render(message)
+        self.items.append(PreviewItem(
+            at=at, local_time=local_label(at, message.to.timezone or self.client_timezone), kind=message.kind.value,
+            recipient=message.to.email, subject=subject, action_id=message.action_id))
+        return SendResult(message_id=message.key, delivered_now=True)
+
+    @activity.defn(name="upsert_calendar_entry")
+    async def upsert_calendar_entry(self, request: CalendarUpsert) -> None:
+        at = self._now()
+        entry = request.entry
+        what = entry.all_day.isoformat() if entry.all_day else (
+            local_label(entry.starts_at, entry.timezone) if entry.starts_at else "")
+        self.items.append(PreviewItem(at=at, local_time=local_label(at, self.client_timezone), kind="calendar",
+                                      subject=f"{entry.summary} ({what}, sequence {entry.sequence})"))
+
+    @activity.defn(name="remove_calendar_entry")
+    async def remove_calendar_entry(self, request: CalendarRemoval) -> None:
+        at = self._now()
+        self.items.append(PreviewItem(at=at, local_time=local_label(at, self.client_timezone),
+                                      kind="calendar", subject=f"remove {request.uid}"))
+
+
+def first_session_day(scoping: Scoping, today: date) -> date:
+    day = max(scoping.constraints.earliest, today + timedelta(days=1))
+    if day > scoping.constraints.latest:
+        raise ValueError(f"constraints.latest ({scoping.constraints.latest}) is in the past: nothing to preview")
+    return day
+
+
+async def preview(scoping: Scoping, outcomes: Outcomes | None) -> Preview:
+    from devstack.timeskipping import quiet_runtime, start_time_skipping
+
+    env = await start_time_skipping(quiet_runtime())
+    recording = RecordingActivities(scoping.timezone)
+    engagement_id = scoping.id or "preview"
+    task_queue = f"preview-{uuid.uuid4().hex[:8]}"
+    try:
+        async with Worker(env.client, task_queue=task_queue,
+                          workflows=[EngagementWorkflow, ActionFollowThroughWorkflow],
+                          activities=[recording.append_events, recording.send_message,
+                                      recording.upsert_calendar_entry, recording.remove_calendar_entry]):
+            handle = await env.client.start_workflow(
+                EngagementWorkflow.run, EngagementInput(engagement_id=engagement_id, scoping=scoping),
+                id=f"preview/{engagement_id}", task_queue=task_queue)
+            status: EngagementStatus = await handle.query(EngagementWorkflow.status)
+            await handle.execute_update(EngagementWorkflow.choose_format,
+                                        ChooseFormat(format=status.recommendation.format))
+            now = await env.get_current_time()
+            day = first_session_day(scoping, now.date())
+            plan = await handle.execute_update(EngagementWorkflow.schedule_session,
+                                               ScheduleSession(on=day, at=time(9, 0)))
+            if outcomes is None:
+                # Without outcomes the preview ends at the session: nothing after it is known yet.
+                await env.sleep(max(plan.starts_at - await env.get_current_time(), timedelta(0)))
+                horizon_end = None
+            else:
+                await env.sleep(max(plan.starts_at - await env.get_current_time(), timedelta(0))
+                                + timedelta(minutes=1))
+                await handle.execute_update(EngagementWorkflow.record_outcomes, RecordOutcomes(outcomes=outcomes))
+                final: EngagementStatus = await handle.result()
+                horizon_end = final.horizon_end
+            return Preview(engagement_id=engagement_id, format=status.recommendation.format.value,
+                           session_starts_at=plan.starts_at, horizon_end=horizon_end,
+                           items=sorted(recording.items, key=lambda i: i.at))
+    finally:
+        await env.shutdown()

@@ -1,0 +1,431 @@
+"""The follow-through report as people read it: markdown, or a self-contained html page with a chart per metric.
+
+The html page loads nothing from the network (inline CSS, inline SVG, system fonts), so it can be mailed,
+archived or opened offline and look the same. The charts are plain SVG built here, no charting library: the
+expected-progress line follows the status rule of DESIGN.md (`domain/status.py`), so what the chart shows and
+the status it explains never disagree.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from html import escape
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import jinja2
+from markupsafe import Markup
+
+from domain.schedule import local_label, local_to_utc
+from domain.status import actual_progress, due_datetime, expected_progress
+from schemas.outcomes import Direction
+from schemas.report import ActionReport, Report
+from schemas.status import ActionStatus
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+STATUS_COLOURS: dict[ActionStatus, str] = {
+    ActionStatus.on_track: "#15803d",
+    ActionStatus.behind: "#b45309",
+    ActionStatus.at_risk: "#b91c1c",
+    ActionStatus.achieved: "#14532d",
+    ActionStatus.no_data: "#6b7280",
+}
+# Light backgrounds for the status pills, same hue as the text colour above.
+STATUS_BACKGROUNDS: dict[ActionStatus, str] = {
+    ActionStatus.on_track: "#dcfce7",
+    ActionStatus.behind: "#fef3c7",
+    ActionStatus.at_risk: "#fee2e2",
+    ActionStatus.achieved: "#bbf7d0",
+    ActionStatus.no_data: "#f3f4f6",
+}
+STATUS_ORDER = [ActionStatus.at_risk, ActionStatus.behind, ActionStatus.on_track, ActionStatus.achieved,
+                ActionStatus.no_data]
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+# --- small formatters (shared by markdown and html) ------------------------------------------------------
+
+
+def number(value: float | None) -> str:
+    """42.0 -> 42, 1234.5 -> 1,234.5, 0.1 + 0.2 -> 0.3: no float noise in front of an executive."""
+    if value is None:
+        return "-"
+    try:
+        exact = Decimal(repr(round(value, 6)))
+    except InvalidOperation:
+        return str(value)
+    if exact == exact.to_integral_value():
+        return f"{int(exact):,}"
+    return f"{exact.normalize():,f}"
+
+
+def status_label(status: ActionStatus) -> str:
+    return status.value.replace("_", " ")
+
+
+def short_date(day: date, *, with_year: bool = False) -> str:
+    # Fixed English month names: strftime("%b") follows the process locale.
+    label = f"{day.day} {_MONTHS[day.month - 1]}"
+    return f"{label} {day.year}" if with_year else label
+
+
+def local_time(at: datetime, tz: str) -> str:
+    """`2027-03-04 09:00` on the wall clock of `tz`."""
+    return f"{at.astimezone(ZoneInfo(tz)):%Y-%m-%d %H:%M}"
+
+
+def progress(action: ActionReport) -> float | None:
+    """How far the last value has moved from baseline to target (1 = target reached), per the status rule."""
+    if action.last_value is None:
+        return None
+    return actual_progress(action.metric, action.last_value)
+
+
+def percent(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.0f}%"
+
+
+def format_label(report: Report) -> str:
+    if report.format is None:
+        return "not chosen"
+    label = report.format.value.replace("_", " ")
+    return label if report.format_confirmed else f"{label} (recommended)"
+
+
+def session_label(report: Report) -> str:
+    if report.session_starts_at is None:
+        return "not scheduled"
+    return local_label(report.session_starts_at, report.timezone)
+
+
+def status_counts(report: Report) -> list[tuple[ActionStatus, int]]:
+    counts = {s: sum(1 for a in report.actions if a.status is s) for s in STATUS_ORDER}
+    return [(s, n) for s, n in counts.items() if n]
+
+
+# --- markdown ------------------------------------------------------------------------------------------
+
+
+def _md(text: str) -> str:
+    # People's text stays text: a `<` would open raw html wherever the markdown is rendered (notes come from
+    # email replies). Names and notes are single-line already (schemas.common.Text).
+    return text.replace("\\", "\\\\").replace("<", "\\<")
+
+
+def _cell(text: str) -> str:
+    # A pipe would end the cell.
+    return _md(text).replace("|", "\\|")
+
+
+def render_markdown(report: Report) -> str:
+    lines: list[str] = [
+        f"# Follow-through report: {_md(report.client)}",
+        "",
+        f"- Engagement: `{report.engagement_id}`, phase **{report.phase.value.replace('_', ' ')}**",
+        f"- Format: {format_label(report)}",
+        f"- Session: {session_label(report)}",
+        f"- Sponsor: {_md(report.sponsor.name)} <{report.sponsor.email}>",
+        f"- Consultant: {_md(report.consultant.name)} <{report.consultant.email}>",
+        f"- Generated: {local_label(report.generated_at, report.timezone)}",
+    ]
+    if report.cancel_reason:
+        lines.append(f"- Cancelled: {_md(report.cancel_reason)}")
+    lines += ["", "## Actions", ""]
+    if report.actions:
+        counts = ", ".join(f"{n} {status_label(s)}" for s, n in status_counts(report))
+        lines += [f"{len(report.actions)} action{'s' if len(report.actions) != 1 else ''}: {counts}", "",
+                  "| Action | Owner | Metric | Baseline | Target | Latest | Progress | Status | Due |",
+                  "|---|---|---|---:|---:|---:|---:|---|---|"]
+        for a in report.actions:
+            m = a.metric
+            lines.append(
+                f"| {_cell(a.action_id)} {_cell(a.title)} | {_cell(a.owner_name)} | {_cell(m.name)} ({_cell(m.unit)})"
+                f" | {number(m.baseline)} | {number(m.target)} | {number(a.last_value)} | {percent(progress(a))}"
+                f" | {status_label(a.status)} | {a.due.isoformat()} |")
+    else:
+        lines.append("No actions were recorded.")
+    if report.decisions:
+        lines += ["", "## Decisions", ""] + [f"- {_md(d)}" for d in report.decisions]
+    if report.dot_votes:
+        lines += ["", "## Dot votes", "", "| Option | Votes |", "|---|---:|"]
+        lines += [f"| {_cell(v.option)} | {v.votes} |"
+                  for v in sorted(report.dot_votes, key=lambda v: -v.votes)]
+    for a in report.actions:
+        lines += ["", *_action_markdown(a)]
+    return "\n".join(lines) + "\n"
+
+
+def _action_markdown(a: ActionReport) -> list[str]:
+    m = a.metric
+    arrow = "up" if m.direction is Direction.increase else "down"
+    lines = [
+        f"### {a.action_id}: {_md(a.title)} ({status_label(a.status)})",
+        "",
+        f"- Owner: {_md(a.owner_name)} <{a.owner_email}> ({a.owner_timezone})",
+        f"- Due: {a.due.isoformat()}",
+        f"- Metric: {_md(m.name)}, from {number(m.baseline)} to {number(m.target)} {_md(m.unit)} ({arrow})",
+        f"- Latest: {number(a.last_value)} {_md(m.unit)}, progress {percent(progress(a))}",
+        f"- Check-ins: {a.checkins_sent} requested, {len(a.history)} values, {a.missed} missed, "
+        f"{a.escalations} escalated, {a.snoozes} snoozed",
+    ]
+    if a.closed_reason:
+        lines.append(f"- Closed: {a.closed_reason}")
+    elif a.next_checkin_at:
+        lines.append(f"- Next check-in: {local_label(a.next_checkin_at, a.owner_timezone)}")
+    lines.append("")
+    if not a.history:
+        lines.append("No values reported yet.")
+        return lines
+    lines += [f"| When ({a.owner_timezone}) | Value ({_cell(m.unit)}) | Status | Note |", "|---|---:|---|---|"]
+    lines += [f"| {local_time(p.at, a.owner_timezone)} | {number(p.value)} | {status_label(p.status)}"
+              f" | {_cell(p.note or '')} |" for p in a.history]
+    return lines
+
+
+# --- the chart -----------------------------------------------------------------------------------------
+
+WIDTH, HEIGHT = 600, 244
+# The plot area; tick labels, the unit, the due label and the legend sit outside it. The left edge moves
+# right when the value labels are long (see `metric_chart_svg`).
+LEFT, RIGHT, TOP, BOTTOM = 48, WIDTH - 32, 34, HEIGHT - 56
+CHAR_WIDTH = 7.0  # a generous average advance of a 12px sans-serif digit or letter
+FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
+VALUE_COLOUR = "#1e3a8a"
+EXPECTED_COLOUR = "#94a3b8"
+TARGET_COLOUR = "#15803d"
+AXIS_COLOUR = "#9ca3af"
+GRID_COLOUR = "#e5e7eb"
+TEXT_COLOUR = "#4b5563"
+
+
+@dataclass(frozen=True)
+class _Scale:
+    lo: float
+    hi: float
+    out_lo: float
+    out_hi: float
+
+    def __call__(self, value: float) -> float:
+        return self.out_lo + (value - self.lo) / (self.hi - self.lo) * (self.out_hi - self.out_lo)
+
+
+def _nice_step(span: float, ticks: int) -> float:
+    raw = span / max(1, ticks)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    for factor in (1, 2, 5, 10):
+        if raw <= factor * magnitude:
+            return factor * magnitude
+    return 10 * magnitude
+
+
+def value_ticks(lo: float, hi: float, ticks: int = 5) -> tuple[float, float, list[float]]:
+    """A domain covering lo..hi with round bounds, and the round values to label on it."""
+    if hi <= lo:
+        lo, hi = lo - 1, hi + 1
+    step = _nice_step(hi - lo, ticks)
+    start = math.floor(lo / step + 1e-9) * step
+    end = math.ceil(hi / step - 1e-9) * step
+    count = round((end - start) / step)
+    return start, end, [start + i * step for i in range(count + 1)]
+
+
+def _value_domain(action: ActionReport) -> tuple[float, float, list[float]]:
+    m = action.metric
+    values = [m.baseline, m.target, *(p.value for p in action.history)]
+    lo, hi = min(values), max(values)
+    # Room around the data so no point sits on the frame, without inventing negative counts.
+    pad = (hi - lo) * 0.06
+    padded_lo = 0.0 if lo >= 0 > lo - pad else lo - pad
+    return value_ticks(padded_lo, hi + pad)
+
+
+def date_ticks(start: datetime, end: datetime, tz: str, most: int = 7) -> list[date]:
+    """Round local dates between start and end: days, weeks (Mondays) or month starts, at most `most`."""
+    first, last = start.astimezone(ZoneInfo(tz)).date(), end.astimezone(ZoneInfo(tz)).date()
+    days = (last - first).days
+    for step in (1, 2, 7, 14):
+        if days / step < most:
+            day = first if step < 7 else first + timedelta(days=(7 - first.weekday()) % 7)
+            if local_to_utc(day, time(0), tz) < start:
+                day += timedelta(days=step)
+            ticks = []
+            while day <= last:
+                ticks.append(day)
+                day += timedelta(days=step)
+            return ticks
+    for months in (1, 2, 3, 6, 12, 24):
+        if days / (months * 30.4) < most - 1:
+            break
+    index = first.year * 12 + first.month - 1 + 1  # the first month start after `first`
+    index += (-index) % months
+    ticks = []
+    while True:
+        day = date(index // 12, index % 12 + 1, 1)
+        if day > last:
+            return ticks
+        ticks.append(day)
+        index += months
+
+
+def _text(x: float, y: float, content: str, *, anchor: str = "start", size: int = 12, colour: str = TEXT_COLOUR,
+          weight: str = "normal", cls: str = "", halo: bool = False) -> str:
+    css = f' class="{cls}"' if cls else ""
+    # A white halo keeps a label readable where it crosses a line or the grid.
+    outline = ' stroke="#ffffff" stroke-width="4" stroke-linejoin="round" paint-order="stroke"' if halo else ""
+    return (f'<text{css} x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="{size}" fill="{colour}"'
+            f' font-weight="{weight}"{outline}>{escape(content)}</text>')
+
+
+def metric_chart_svg(action: ActionReport) -> str:
+    """An inline SVG line chart of one action's metric: reported values (colour = status at that check-in),
+    the target (dashed), the expected progress from baseline at assignment to target at the due date, the
+    due date, date ticks on x, value ticks on y (unit in the axis title), and a legend."""
+    m = action.metric
+    tz = action.owner_timezone
+    due_at = due_datetime(action.due, tz)
+    points = sorted(action.history, key=lambda p: p.at)
+    # A due date before the assignment (or values before it) must not fall off the left of the frame.
+    start = min([action.assigned_at, due_at, *(p.at for p in points)])
+    end = max([due_at, *(p.at for p in points)])
+    if end <= start:
+        end = start + timedelta(days=1)
+    end += (end - start) * 0.04  # the last point and the due line stay off the frame
+    lo, hi, ticks = _value_domain(action)
+    left = max(LEFT, 14 + CHAR_WIDTH * max(len(number(t)) for t in ticks))
+    x = _Scale(start.timestamp(), end.timestamp(), left, RIGHT)
+    y = _Scale(lo, hi, BOTTOM, TOP)
+
+    def px(at: datetime) -> float:
+        return x(at.timestamp())
+
+    label = f"{m.name}: {len(points)} value{'s' if len(points) != 1 else ''}, target {number(m.target)} {m.unit}"
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="metric-chart" viewBox="0 0 {WIDTH} {HEIGHT}"'
+        f' width="100%" role="img" aria-label="{escape(label)}" font-family="{escape(FONT)}"'
+        f' data-action="{escape(action.action_id)}" data-direction="{m.direction.value}">',
+        f"<title>{escape(label)}</title>",
+        f'<rect x="0" y="0" width="{WIDTH}" height="{HEIGHT}" fill="#ffffff"/>',
+    ]
+    # Grid and y axis: round values; the unit once, as the axis title.
+    for tick in ticks:
+        ty = y(tick)
+        out.append(f'<line class="grid" x1="{left:.1f}" y1="{ty:.1f}" x2="{RIGHT}" y2="{ty:.1f}"'
+                   f' stroke="{GRID_COLOUR}" stroke-width="1"/>')
+        out.append(_text(left - 8, ty + 4, number(tick), anchor="end", cls="y-tick"))
+    unit = m.unit if len(m.unit) <= 40 else m.unit[:39] + "\u2026"
+    out.append(_text(4, TOP - 14, unit, weight="600", cls="y-unit"))
+    # X axis: round local dates of the owner (the year once, on the first tick and on each January).
+    out.append(f'<line class="axis" x1="{left:.1f}" y1="{BOTTOM}" x2="{RIGHT}" y2="{BOTTOM}"'
+               f' stroke="{AXIS_COLOUR}"/>')
+    for i, day in enumerate(date_ticks(start, end, tz, most=6)):
+        tx = px(local_to_utc(day, time(0), tz))
+        out.append(f'<line x1="{tx:.1f}" y1="{BOTTOM}" x2="{tx:.1f}" y2="{BOTTOM + 5}" stroke="{AXIS_COLOUR}"/>')
+        out.append(_text(tx, BOTTOM + 19, short_date(day, with_year=i == 0 or day.month == 1), anchor="middle",
+                         cls="x-tick"))
+    # The due date: a vertical rule, labelled above the plot where no data can be.
+    dx = px(due_at)
+    out.append(f'<line class="due" x1="{dx:.1f}" y1="{TOP - 6}" x2="{dx:.1f}" y2="{BOTTOM}" stroke="{TEXT_COLOUR}"'
+               ' stroke-width="1" stroke-dasharray="2 3"/>')
+    out.append(_text(dx, TOP - 12, f"due {short_date(action.due)}", anchor="end" if dx > RIGHT - 40 else "middle",
+                     cls="due-label"))
+    # Expected progress (the status rule): baseline at assignment, straight to the target at the due date.
+    out.append(f'<line class="expected" x1="{px(action.assigned_at):.1f}" y1="{y(m.baseline):.1f}"'
+               f' x2="{dx:.1f}" y2="{y(m.target):.1f}" stroke="{EXPECTED_COLOUR}" stroke-width="2"/>')
+    # The target, across the whole plot, labelled at the left where early values (near baseline) are not.
+    ty = y(m.target)
+    out.append(f'<line class="target" x1="{left:.1f}" y1="{ty:.1f}" x2="{RIGHT}" y2="{ty:.1f}"'
+               f' stroke="{TARGET_COLOUR}" stroke-width="1.5" stroke-dasharray="6 4"/>')
+    above = ty - 16 > TOP or ty + 18 > BOTTOM
+    out.append(_text(left + 6, ty - 6 if above else ty + 16, f"target {number(m.target)} {unit}",
+                     colour=TARGET_COLOUR, weight="600", cls="target-label", halo=True))
+    # The reported values.
+    if points:
+        coords = " ".join(f"{px(p.at):.1f},{y(p.value):.1f}" for p in points)
+        out.append(f'<polyline class="values" points="{coords}" fill="none" stroke="{VALUE_COLOUR}"'
+                   ' stroke-width="2.25" stroke-linejoin="round" stroke-linecap="round"/>')
+        for p in points:
+            out.append(
+                f'<circle class="point status-{p.status.value}" cx="{px(p.at):.1f}" cy="{y(p.value):.1f}" r="5"'
+                f' fill="{STATUS_COLOURS[p.status]}" stroke="#ffffff" stroke-width="1.5" data-value="{p.value!r}">'
+                f"<title>{escape(local_time(p.at, tz))}: {escape(number(p.value))} {escape(m.unit)}"
+                f" ({escape(status_label(p.status))})</title></circle>")
+        last = points[-1]
+        lx, ly = px(last.at), y(last.value)
+        anchor = "end" if lx > RIGHT - 40 else "start"
+        # The label goes on the side of the point away from the expected line, so the two never cross.
+        expected_y = y(m.baseline + expected_progress(action.assigned_at, due_at, last.at) * (m.target - m.baseline))
+        above = (ly <= expected_y or ly + 20 > BOTTOM) and ly - 9 > TOP + 4
+        out.append(_text(lx + (-9 if anchor == "end" else 9), ly - 9 if above else ly + 18,
+                         number(last.value), anchor=anchor, size=13, colour=VALUE_COLOUR, weight="700",
+                         cls="last-value", halo=True))
+    else:
+        out.append(_text((left + RIGHT) / 2, (TOP + BOTTOM) / 2, "No values reported yet", anchor="middle",
+                         size=13, cls="no-data"))
+    out.extend(_legend(left))
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _legend(left: float) -> Iterable[str]:
+    yield f'<g class="legend" transform="translate({left:.1f},{HEIGHT - 16})">'
+    yield (f'<line x1="0" y1="0" x2="22" y2="0" stroke="{VALUE_COLOUR}" stroke-width="2.25"/>'
+           f'<circle cx="11" cy="0" r="4" fill="{VALUE_COLOUR}"/>')
+    yield _text(28, 4, "reported (dot: status then)", size=12)
+    yield f'<line x1="200" y1="0" x2="222" y2="0" stroke="{EXPECTED_COLOUR}" stroke-width="2"/>'
+    yield _text(228, 4, "expected", size=12)
+    yield (f'<line x1="300" y1="0" x2="322" y2="0" stroke="{TARGET_COLOUR}" stroke-width="1.5"'
+           ' stroke-dasharray="6 4"/>')
+    yield _text(328, 4, "target", size=12)
+    yield f'<line x1="390" y1="-7" x2="390" y2="7" stroke="{TEXT_COLOUR}" stroke-dasharray="2 3"/>'
+    yield _text(398, 4, "due date", size=12)
+    yield "</g>"
+
+
+# --- html ----------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(number=number, status_label=status_label, percent=percent, local_time=local_time,
+                       local_label=local_label)
+    return env
+
+
+def render_html(report: Report) -> str:
+    actions = [
+        {
+            "a": a,
+            "chart": Markup(metric_chart_svg(a)),  # safe: every text in it is escaped
+            "progress": progress(a),
+            "bar": round(100 * min(1.0, max(0.0, progress(a) or 0.0)), 1),
+            "colour": STATUS_COLOURS[a.status],
+            "background": STATUS_BACKGROUNDS[a.status],
+        }
+        for a in report.actions
+    ]
+    most_votes = max((v.votes for v in report.dot_votes), default=0)
+    return _environment().get_template("report.html.j2").render(
+        r=report,
+        actions=actions,
+        counts=[(s, n, STATUS_COLOURS[s], STATUS_BACKGROUNDS[s]) for s, n in status_counts(report)],
+        format_label=format_label(report),
+        session_label=session_label(report),
+        generated_label=local_label(report.generated_at, report.timezone),
+        dot_votes=sorted(report.dot_votes, key=lambda v: -v.votes),
+        most_votes=most_votes,
+        status_colours={s.value: c for s, c in STATUS_COLOURS.items()},
+        status_backgrounds={s.value: c for s, c in STATUS_BACKGROUNDS.items()},
+    )
