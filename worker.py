@@ -34,11 +34,11 @@ def build_worker(client: Client, settings: Settings, activities: list) -> Worker
 
 async def run(settings: Settings, ready_file: Path | None = None) -> None:
     from activities import build_activities
-    from adapters.temporal import connect
+    from adapters.temporal import connect, metrics_runtime
     from store.db import create_pool
     from store.migrate import migrate
 
-    client = await connect(settings)
+    client = await connect(settings, metrics_runtime(settings))
     pool = await create_pool(settings)
     await migrate(pool)
     stop = asyncio.Event()
@@ -48,7 +48,8 @@ async def run(settings: Settings, ready_file: Path | None = None) -> None:
     worker = build_worker(client, settings, build_activities(settings, pool))
     try:
         async with worker:
-            log.info("worker ready", task_queue=settings.task_queue, temporal=settings.temporal_address)
+            log.info("worker ready", task_queue=settings.task_queue, temporal=settings.temporal_address,
+                     metrics_port=settings.metrics_port)
             if ready_file is not None:
                 ready_file.write_text("ready\n")
             await stop.wait()

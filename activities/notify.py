@@ -10,6 +10,7 @@ from temporalio.exceptions import ApplicationError
 from adapters.email import Mailer, PermanentDeliveryError, render
 from schemas.events import MessageSent, NewEvent
 from schemas.messages import OutboundMessage, SendResult
+from schemas.telemetry import MESSAGES_SENT
 from store import events
 
 log = structlog.get_logger(__name__)
@@ -29,6 +30,9 @@ class NotifyActivities:
         except PermanentDeliveryError as exc:
             # A relay that refuses the address will refuse it on every retry.
             raise ApplicationError(str(exc), type="PermanentDeliveryError", non_retryable=True) from exc
+        if result.delivered_now:
+            name, description = MESSAGES_SENT
+            activity.metric_meter().create_counter(name, description).add(1, {"kind": message.kind.value})
         subject, _, _ = render(message)
         recipients = [message.to.email, *(c.email for c in message.cc)]
         await events.append(self.pool, message.engagement_id, [

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, TLSConfig
 
 from schemas.settings import Settings
@@ -33,7 +34,7 @@ def tls_config(settings: Settings) -> TLSConfig | bool:
     return settings.temporal_tls or settings.temporal_api_key is not None
 
 
-async def connect(settings: Settings) -> Client:
+async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
     try:
         return await Client.connect(
             settings.temporal_address,
@@ -41,6 +42,7 @@ async def connect(settings: Settings) -> Client:
             data_converter=pydantic_data_converter,
             tls=tls_config(settings),
             api_key=settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None,
+            runtime=runtime,
         )
     except (RuntimeError, RPCError, OSError) as exc:
         raise TemporalUnavailable(settings, exc) from exc
@@ -49,3 +51,11 @@ async def connect(settings: Settings) -> Client:
 def engagement_workflow_id(engagement_id: str) -> str:
     """The workflow id of an engagement; its actions' follow-throughs are `<this>/<action id>`."""
     return f"engagement/{engagement_id}"
+
+
+def metrics_runtime(settings: Settings) -> Runtime | None:
+    """A runtime that serves Prometheus metrics on ENGAGE_METRICS_PORT (SDK metrics and the engine's own)."""
+    if settings.metrics_port is None:
+        return None
+    return Runtime(telemetry=TelemetryConfig(
+        metrics=PrometheusConfig(bind_address=f"{settings.metrics_host}:{settings.metrics_port}")))

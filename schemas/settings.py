@@ -47,7 +47,8 @@ class Settings(BaseSettings):
     inbound_port: int = DEV_PORTS["inbound"]
     reply_secret: SecretStr = SecretStr("engage-dev-reply-secret-change-me")
 
-    metrics_port: int | None = None
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
     log_format: str = Field(default="auto", pattern="^(auto|json|console)$")
 
     def database_dsn(self) -> str:

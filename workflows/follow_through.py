@@ -18,10 +18,17 @@ with workflow.unsafe.imports_passed_through():
     from schemas.messages import MessageContext, OutboundMessage, Recipient, ReplyScope
     from schemas.state import ActionView, FollowThroughCarry, FollowThroughInput, ReportMetric, SnoozeAction
     from schemas.status import ActionStatus
+    from schemas.telemetry import CHECKINS_RECEIVED, ESCALATIONS
     from workflows.steps import record, send
 
 # A run hands over to a fresh one after this many check-ins (a 52-week weekly action: about every 6 months).
 CHECKINS_PER_RUN = 26
+
+
+def _count(counter: tuple[str, str], label: str) -> None:
+    # Workflow metrics are not emitted during replay, so each event is counted once.
+    name, description = counter
+    workflow.metric_meter().create_counter(name, description).add(1, {"source": label})
 
 
 @workflow.defn
@@ -143,6 +150,7 @@ class ActionFollowThroughWorkflow:
         status = action_status(view.metric, value.value, view.assigned_at,
                                due_datetime(view.due, view.owner.timezone), now)
         view.values_received += 1
+        _count(CHECKINS_RECEIVED, value.source)
         view.last_value = value.value
         view.last_reported_at = now
         view.status = status
@@ -219,6 +227,7 @@ class ActionFollowThroughWorkflow:
         escalate = view.missed_in_row % inp.escalate_after_missed == 0
         if escalate:
             view.escalations += 1
+            _count(ESCALATIONS, "sponsor")
             items.append((f"{view.action_id}/escalation/{number}",
                           ev.ActionEscalated(action_id=view.action_id, missed_in_row=view.missed_in_row)))
         await record(inp.engagement_id, *items)
