@@ -4,22 +4,83 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
-from cli.errors import BadInput, guarded
+from cli.errors import BadInput, fail, guarded
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
 T = TypeVar("T")
 
+
+class _EngageGroup(TyperGroup):
+    """How `engage` ends.
+
+    A usage error (an unknown --format, a missing argument, a value that is not a number) is bad input like any
+    other: one line on stderr and exit 2 (CLI.md), not click's multi-line usage box.
+
+    Once the Temporal SDK is loaded, the process ends with `os._exit` after flushing stdout and stderr: at
+    interpreter finalization the SDK's Rust threads can still touch the GIL and CPython then aborts ("Fatal
+    Python error: PyGILState_Release", SIGABRT, temporalio/sdk-python#300), turning an `engage start` that
+    succeeded into exit -6 about once in 40 runs.
+    """
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, windows_expand_args: bool = True,
+             **extra: Any) -> Any:
+        kwargs: dict[str, Any] = {"windows_expand_args": windows_expand_args, **extra}
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **kwargs)
+        try:
+            code = self._main_one_line_errors(args, prog_name, complete_var, kwargs)
+        except SystemExit as exc:
+            code = exc.code
+        _exit(code)
+
+    def _main_one_line_errors(self, args: Sequence[str] | None, prog_name: str | None, complete_var: str | None,
+                              kwargs: dict[str, Any]) -> Any:
+        # Recent typer vendors click (typer._click); the public BadParameter leads to the ClickException in use.
+        click_exception: type[Exception] = next(
+            c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+        try:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **kwargs)
+        except click_exception as exc:
+            error: Any = exc
+            if type(error).__name__ == "NoArgsIsHelpError":
+                return error.exit_code  # the help is already printed
+            ctx = getattr(error, "ctx", None)
+            hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+            fail(error.exit_code, error.format_message().replace("Value error, ", "") + hint)
+        except typer.Abort:
+            fail(1, "aborted")
+
+
+def _exit(code: object) -> NoReturn:
+    if "temporalio" not in sys.modules:
+        raise SystemExit(code)
+    import os
+
+    if isinstance(code, str):  # what SystemExit does with a message
+        sys.stderr.write(code + "\n")
+    status = code if isinstance(code, int) else 0 if code is None else 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (engage list | head) or a closed stream
+            pass
+    os._exit(status)
+
+
 app = typer.Typer(
+    cls=_EngageGroup,
     help="Run executive engagements (offsites, strategy sessions) from scoping to the last check-in.",
     no_args_is_help=True,
     add_completion=False,
@@ -84,8 +145,23 @@ async def _update(engagement_id: str, update: str, payload: Any, result_type: ty
         return await handle.execute_update(update, payload, result_type=result_type)
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
-            raise BadInput(f"engagement: unknown engagement {engagement_id!r}") from exc
+            raise await _not_found(handle, engagement_id) from exc
         raise
+
+
+async def _not_found(handle: Any, engagement_id: str) -> BadInput:
+    """An update finds no running workflow both when there is no such engagement and when it has ended
+    (closed or cancelled): only the first is "unknown"."""
+    from temporalio.service import RPCError
+
+    from workflows.search_attributes import ENGAGEMENT_PHASE
+
+    try:
+        description = await handle.describe()
+    except RPCError:
+        return BadInput(f"engagement: unknown engagement {engagement_id!r}")
+    phase = description.typed_search_attributes.get(ENGAGEMENT_PHASE) or "ended"
+    return BadInput(f"engagement: {engagement_id} is {phase}; it takes no more input")
 
 
 def _console() -> Any:
@@ -105,11 +181,14 @@ def dev(
     postgres_port: int = typer.Option(55432, "--postgres-port", help="embedded Postgres port"),
     smtp_port: int = typer.Option(8025, "--smtp-port", help="SMTP sink port"),
     caldav_port: int = typer.Option(5232, "--caldav-port", help="Radicale (CalDAV) port"),
+    inbound_port: int = typer.Option(8026, "--inbound-port", help="inbound mail (replies) port"),
 ) -> None:
-    """Run the embedded stack in the foreground: Temporal + UI, Postgres, SMTP sink, CalDAV, the worker."""
+    """Run the embedded stack in the foreground: Temporal + UI, Postgres, SMTP sink, CalDAV, the worker, and
+    the inbound mail server for replies."""
     from devstack.stack import DevStack, Ports, run_foreground
 
-    ports = Ports(temporal=temporal_port, ui=ui_port, postgres=postgres_port, smtp=smtp_port, caldav=caldav_port)
+    ports = Ports(temporal=temporal_port, ui=ui_port, postgres=postgres_port, smtp=smtp_port, caldav=caldav_port,
+                  inbound=inbound_port)
     console = _console()
 
     def echo(part: str, address: str) -> None:
@@ -124,6 +203,14 @@ def worker() -> None:
     import worker as worker_module
 
     guarded(lambda: worker_module.main([]))
+
+
+@app.command()
+def inbox() -> None:
+    """Run the inbound mail server alone: replies to check-in and pre-read mails become workflow updates."""
+    from adapters.inbound import main as inbox_main
+
+    guarded(inbox_main)
 
 
 # --- engagements ---------------------------------------------------------------------------------------
@@ -431,6 +518,103 @@ def timeline(
     from cli.views import print_timeline
 
     print_timeline(_console(), result)
+
+
+class ReportFormat(StrEnum):
+    md = "md"
+    html = "html"
+    json = "json"
+
+
+@app.command()
+def report(
+    engagement: str = typer.Argument(..., metavar="ENG"),
+    format: ReportFormat = typer.Option(ReportFormat.md, "--format", help="md, html (a chart per metric) or json"),
+    output: Path | None = typer.Option(None, "-o", "--output", help="write to FILE instead of stdout",
+                                       metavar="FILE"),
+) -> None:
+    """The follow-through report: each action with its status and metric history (a chart in html)."""
+    from schemas.report import Report
+
+    async def go() -> Report:
+        from store.db import create_pool
+        from store.queries import report_data
+
+        pool = await create_pool(_settings())
+        try:
+            result = await report_data(pool, engagement)
+        finally:
+            await pool.close()
+        if result is None:
+            raise BadInput(f"engagement: unknown engagement {engagement!r}")
+        return result
+
+    result = _run(go)
+    from cli.report import render_html, render_markdown
+
+    if format is ReportFormat.json:
+        text = result.model_dump_json() + "\n"
+    else:
+        text = render_html(result) if format is ReportFormat.html else render_markdown(result)
+    if output is None:
+        sys.stdout.write(text)
+        return
+
+    def write() -> None:
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise BadInput(f"--output: cannot write {output}: {exc.strerror or exc}") from exc
+
+    guarded(write)
+    _console().print(f"{engagement}: {format.value} report written to {output}", highlight=False)
+
+
+@app.command()
+def preview(
+    scoping_file: Path = typer.Argument(..., metavar="SCOPING.yaml"),
+    outcomes_file: Path | None = typer.Option(None, "--outcomes", metavar="OUTCOMES.yaml",
+                                              help="the session's outcomes, to preview the follow-through too"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """What-if: every email, invitation, check-in, reminder and escalation, with its time, before anything
+    is real (the real workflows on the time-skipping server; owners who never answer)."""
+    from cli.inputs import load_model
+    from schemas.outcomes import Outcomes
+    from schemas.scoping import Scoping
+
+    scoping = guarded(lambda: load_model(scoping_file, Scoping))
+    outcomes = guarded(lambda: load_model(outcomes_file, Outcomes)) if outcomes_file else None
+
+    async def go() -> Any:
+        from cli.preview import preview as run_preview
+
+        try:
+            return await run_preview(scoping, outcomes)
+        except ValueError as exc:
+            raise BadInput(str(exc)) from exc
+
+    console = _console()
+    if as_json:
+        _emit_json(_run(go))
+        return
+    with console.status("Running the engagement on the time-skipping server..."):
+        result = _run(go)
+    from cli.views import print_preview
+
+    print_preview(console, result)
+
+
+@app.command()
+def demo(
+    data_dir: Path = typer.Option(Path("var"), "--data-dir", help="the embedded stack's data, when it is started"),
+    keep_running: bool = typer.Option(True, "--keep-running/--no-keep-running",
+                                      help="after the demo, keep the stack up for the UI until Ctrl-C"),
+) -> None:
+    """Run one complete sample engagement (about two minutes) and print its report."""
+    from cli.demo import run_demo
+
+    guarded(lambda: run_demo(_settings(), data_dir, keep_running))
 
 
 def main() -> None:

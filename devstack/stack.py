@@ -19,7 +19,7 @@ from pathlib import Path
 
 from devstack.mailsink import MailSink
 from devstack.postgres import EmbeddedPostgres
-from devstack.process import PortInUse, port_is_free, spawn, stop
+from devstack.process import PortInUse, port_is_free, spawn, stop, wait_for_port
 from devstack.radicale import RadicaleServer
 from devstack.temporal import TemporalDevServer
 from schemas.settings import DEV_PORTS
@@ -32,6 +32,7 @@ class Ports:
     postgres: int = DEV_PORTS["postgres"]
     smtp: int = DEV_PORTS["smtp"]
     caldav: int = DEV_PORTS["caldav"]
+    inbound: int = DEV_PORTS["inbound"]
 
     def check_free(self, skip: set[str]) -> None:
         for part, port, option in (
@@ -40,6 +41,7 @@ class Ports:
             ("Postgres", self.postgres, "--postgres-port"),
             ("SMTP sink", self.smtp, "--smtp-port"),
             ("CalDAV", self.caldav, "--caldav-port"),
+            ("Inbound mail", self.inbound, "--inbound-port"),
         ):
             if part not in skip and not port_is_free(port):
                 raise PortInUse(port, part, option)
@@ -65,6 +67,7 @@ class DevStack:
         self.mail = None if self.external_smtp else MailSink(self.data_dir / "mail", self.ports.smtp)
         self.radicale = None if self.external_caldav else RadicaleServer(self.data_dir, self.ports.caldav)
         self.worker: subprocess.Popen | None = None
+        self.inbound: subprocess.Popen | None = None
 
     @property
     def env(self) -> dict[str, str]:
@@ -97,8 +100,28 @@ class DevStack:
         self.echo("Postgres", self.env["ENGAGE_DATABASE_URL"] if self.postgres else "external (ENGAGE_DATABASE_URL)")
         self.echo("SMTP sink", f"{self.mail.url} -> {self.mail.folder}" if self.mail else "external (ENGAGE_SMTP_URL)")
         self.echo("CalDAV", self.radicale.url if self.radicale else "external (ENGAGE_CALDAV_URL)")
+        self._spawn_inbound()
         self._start_worker()
         self.echo("Worker", f"task queue {os.environ.get('ENGAGE_TASK_QUEUE', 'engage')}")
+        self._wait_inbound()
+        domain = os.environ.get("ENGAGE_INBOUND_DOMAIN", "engage.localhost")
+        self.echo("Inbound mail", f"smtp://127.0.0.1:{self.ports.inbound} (checkin+TOKEN@{domain})")
+
+    def _spawn_inbound(self) -> None:
+        # Its own process (`engage inbox`), so a slow reply never holds up the worker, and the other way round.
+        self.inbound = spawn(
+            [sys.executable, "-m", "cli.main", "inbox"],
+            log_path=self.data_dir / "logs" / "inbound.log",
+            env={**self.env, "ENGAGE_LOG_FORMAT": "json", "ENGAGE_INBOUND_HOST": "127.0.0.1",
+                 "ENGAGE_INBOUND_PORT": str(self.ports.inbound)},
+        )
+
+    def _wait_inbound(self, timeout: float = 60.0) -> None:
+        assert self.inbound is not None
+        try:
+            wait_for_port(self.ports.inbound, timeout, proc=self.inbound, what="the inbound mail server")
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}; see {self.data_dir / 'logs/inbound.log'}") from exc
 
     def _start_worker(self, timeout: float = 60.0) -> None:
         ready = self.data_dir / "worker.ready"
@@ -119,7 +142,10 @@ class DevStack:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        # Worker first (it finishes its tasks), then the services it used.
+        # Inbound mail and the worker first (they finish what they started), then the services they used.
+        if self.inbound is not None:
+            stop(self.inbound, signal.SIGTERM, timeout=10)
+            self.inbound = None
         if self.worker is not None:
             stop(self.worker, signal.SIGTERM, timeout=20)
             self.worker = None
@@ -149,6 +175,10 @@ def run_foreground(stack: DevStack) -> None:
         while not stopping.is_set():
             if stack.worker is not None and stack.worker.poll() is not None:
                 print(f"the worker exited with code {stack.worker.returncode}; stopping", file=sys.stderr)
+                break
+            if stack.inbound is not None and stack.inbound.poll() is not None:
+                print(f"the inbound mail server exited with code {stack.inbound.returncode}; stopping",
+                      file=sys.stderr)
                 break
             stopping.wait(0.5)
     finally:

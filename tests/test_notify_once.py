@@ -1,0 +1,250 @@
+"""Once only: the send activity against a real SMTP sink and Postgres, retried the ways Temporal retries it.
+
+(a) a failure before sending, (b) a failure after the outbox commit, (c) the one remaining window: the relay
+accepted the message but the row was never marked sent (a duplicate, with the same Message-ID), (d) SMTP down
+under a running workflow: retries with backoff, then one delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import email
+import email.policy
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import aiosmtplib
+import asyncpg
+import pytest
+from pydantic import SecretStr
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+
+from activities.notify import NotifyActivities
+from adapters.email import Mailer, build_email, message_id_for
+from devstack.mailsink import MailSink
+from devstack.process import free_port
+from domain.format import recommend
+from schemas import events as ev
+from schemas.messages import MessageContext, OutboundMessage, Recipient, ReplyScope
+from schemas.settings import Settings
+from schemas.state import ChooseFormat, ScheduleSession
+from store import outbox
+from store.events import append, read_log
+from tests.conftest import unique_id
+from tests.lifecycle import running_worker, scoping, start
+from workflows.engagement import EngagementWorkflow as EW
+
+NOW = datetime(2027, 2, 25, 8, tzinfo=UTC)
+
+
+def smtp_on(settings: Settings, port: int) -> Settings:
+    return settings.model_copy(update={"smtp_url": SecretStr(f"smtp://127.0.0.1:{port}")})
+
+
+def checkin(engagement_id: str) -> OutboundMessage:
+    return OutboundMessage(
+        engagement_id=engagement_id, key=f"{engagement_id}/A1/checkin/1", kind=ev.MessageKind.checkin_request,
+        to=Recipient(name="Ben Wu", email="ben@acme.example", timezone="Europe/Berlin"), action_id="A1",
+        reply=ReplyScope(action_id="A1", number=1, expires_at=NOW + timedelta(days=90)),
+        context=MessageContext(client="Acme Corp", engagement_id=engagement_id, recipient_name="Ben Wu",
+                               consultant_name="Dana Reyes", action_id="A1", action_title="Open the Nordics",
+                               metric_name="Pipeline", unit="deals", baseline=0, target=200, checkin_number=1),
+    )
+
+
+async def begin(pool: asyncpg.Pool, engagement_id: str) -> None:
+    """The engagement's first event: its read-model row, which the message_sent projection refers to."""
+    s = scoping(engagement_id)
+    await append(pool, engagement_id, [ev.NewEvent(key=f"{engagement_id}/started", occurred_at=NOW,
+                                                   event=ev.EngagementStarted(scoping=s, recommendation=recommend(s)))])
+
+
+def activity_env(engagement_id: str) -> ActivityEnvironment:
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, activity_type="send_message", workflow_id=f"engagement/{engagement_id}",
+                                   current_attempt_scheduled_time=NOW)
+    return env
+
+
+def retry(env: ActivityEnvironment) -> None:
+    env.info = dataclasses.replace(env.info, attempt=env.info.attempt + 1)
+
+
+def copies(sink: MailSink, message_id: str) -> list[email.message.EmailMessage]:
+    found = []
+    for path in sink.messages():
+        msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        if msg["Message-ID"] == message_id:
+            found.append(msg)
+    return found  # type: ignore[return-value]
+
+
+async def sent_events(pool: asyncpg.Pool, engagement_id: str) -> list[ev.MessageSent]:
+    return [e.event for e in await read_log(pool, engagement_id) if isinstance(e.event, ev.MessageSent)]
+
+
+async def test_a_failure_before_sending_then_a_retry_delivers_once(
+    settings: Settings, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    eid = unique_id("once-a")
+    await begin(pool, eid)
+    port = free_port()
+    settings = smtp_on(settings, port)
+    acts = NotifyActivities(pool, Mailer(settings, pool))
+    message = checkin(eid)
+    message_id = acts.mailer.message_id(message)
+    env = activity_env(eid)
+
+    # Attempt 1: the relay is down. The row is there (pending), nothing was sent, nothing is in the log.
+    with pytest.raises((aiosmtplib.SMTPException, OSError)):
+        await env.run(acts.send_message, message)
+    row = await outbox.status_of(pool, message_id)
+    assert row is not None and (row["status"], row["attempts"]) == ("pending", 1)
+    assert await sent_events(pool, eid) == []
+
+    sink = MailSink(tmp_path / "mail", port)
+    sink.start()
+    try:
+        retry(env)
+        assert (await env.run(acts.send_message, message)).delivered_now is True
+        retry(env)
+        assert (await env.run(acts.send_message, message)).delivered_now is False
+        assert len(sink.messages()) == 1 and len(copies(sink, message_id)) == 1
+    finally:
+        sink.stop()
+    row = await outbox.status_of(pool, message_id)
+    assert row is not None and (row["status"], row["attempts"]) == ("sent", 2)
+    assert [m.message_id for m in await sent_events(pool, eid)] == [message_id]
+
+
+async def test_a_failure_after_the_commit_then_a_retry_sends_nothing(
+    settings: Settings, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    eid = unique_id("once-b")
+    sink = MailSink(tmp_path / "mail", free_port())
+    sink.start()
+    try:
+        settings = smtp_on(settings, sink.port)
+        acts = NotifyActivities(pool, Mailer(settings, pool))
+        message = checkin(eid)
+        message_id = acts.mailer.message_id(message)
+        env = activity_env(eid)
+
+        # Attempt 1 sends and commits the outbox row, then fails writing its event: Postgres refuses the
+        # message_sent row (its engagement has no read-model row yet), a real failure after the commit.
+        with pytest.raises(asyncpg.ForeignKeyViolationError):
+            await env.run(acts.send_message, message)
+        row = await outbox.status_of(pool, message_id)
+        assert row is not None and row["status"] == "sent"
+        assert len(copies(sink, message_id)) == 1
+
+        # Temporal retries; this time the event is written, and the row says sent: nothing is sent again.
+        await begin(pool, eid)
+        retry(env)
+        result = await env.run(acts.send_message, message)
+        assert (result.message_id, result.delivered_now) == (message_id, False)
+        assert len(sink.messages()) == 1 and len(copies(sink, message_id)) == 1
+        assert [m.message_id for m in await sent_events(pool, eid)] == [message_id]
+        row = await outbox.status_of(pool, message_id)
+        assert row is not None and (row["status"], row["attempts"]) == ("sent", 1)
+    finally:
+        sink.stop()
+
+
+async def test_the_crash_window_sends_a_duplicate_with_the_same_message_id(
+    settings: Settings, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    """The documented window (docs/email.md): the relay said 250, the worker died before `mark_sent`."""
+    eid = unique_id("once-c")
+    await begin(pool, eid)
+    sink = MailSink(tmp_path / "mail", free_port())
+    sink.start()
+    try:
+        settings = smtp_on(settings, sink.port)
+        mailer = Mailer(settings, pool)
+        acts = NotifyActivities(pool, mailer)
+        message = checkin(eid)
+        message_id = mailer.message_id(message)
+
+        # Attempt 1, step by step as Mailer.send takes them, stopping where a crash would.
+        mime = build_email(message, settings, message_id)
+        async with outbox.sending(pool, message_id) as conn:
+            status = await outbox.reserve(conn, message_id=message_id, engagement_id=eid, key=message.key,
+                                          kind=message.kind.value, recipients=[message.to.email],
+                                          subject=str(mime["Subject"]))
+            assert status == "pending"
+            await mailer._deliver(mime, [message.to.email])
+            # -- the worker dies here: the relay has the message, the row still says pending --
+        row = await outbox.status_of(pool, message_id)
+        assert row is not None and row["status"] == "pending"
+
+        env = activity_env(eid)
+        retry(env)
+        assert (await env.run(acts.send_message, message)).delivered_now is True
+        both = copies(sink, message_id)
+        assert len(both) == 2, "the window: a second copy"
+        assert {m["Message-ID"] for m in both} == {message_id}, "the same Message-ID, so clients fold the two"
+        assert [m.message_id for m in await sent_events(pool, eid)] == [message_id], "logged once"
+        row = await outbox.status_of(pool, message_id)
+        assert row is not None and (row["status"], row["attempts"]) == ("sent", 2)
+    finally:
+        sink.stop()
+
+
+async def test_smtp_down_the_workflow_retries_with_backoff_then_delivers_once(
+    time_skipping_env: WorkflowEnvironment, settings: Settings, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    env = time_skipping_env
+    eid = unique_id("once-d")
+    port = free_port()
+    down = smtp_on(settings, port)
+    async with running_worker(env.client, down, pool) as tq:
+        handle = await start(env.client, tq, scoping(eid))
+        await handle.execute_update(EW.choose_format, ChooseFormat(format="combined"))
+        await handle.execute_update(EW.schedule_session, ScheduleSession(on=date(2027, 2, 11)))
+
+        # Three invitations, each failing against the closed port and retried at 1, 2, 4, 8 ... s.
+        await env.sleep(timedelta(seconds=20))
+        # The raw call: the SDK's describe() cannot decode the time-skipping server's search attributes.
+        described = await env.client.workflow_service.describe_workflow_execution(DescribeWorkflowExecutionRequest(
+            namespace=env.client.namespace, execution=WorkflowExecution(workflow_id=handle.id)))
+        pending = [p for p in described.pending_activities if p.activity_type.name == "send_message"]
+        assert len(pending) == 3, pending
+        for p in pending:
+            assert p.attempt >= 3, p
+            assert "refused" in p.last_failure.message.lower() or "connect" in p.last_failure.message.lower(), p
+        domain = Mailer(down, pool).domain
+        ids = [message_id_for(f"{eid}/invitation/0/{p.email}", domain) for p in scoping(eid).participants]
+        for message_id in ids:
+            row = await outbox.status_of(pool, message_id)
+            assert row is not None and row["status"] == "pending" and row["attempts"] >= 3
+
+        sink = MailSink(tmp_path / "mail", port)
+        sink.start()
+        try:
+            await env.sleep(timedelta(seconds=45))  # past the next backoff (at most 30 s)
+            deadline = asyncio.get_running_loop().time() + 10
+            while len(sink.messages()) < 3 and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)
+            await env.sleep(timedelta(minutes=5))  # more time: nothing more may arrive
+            assert len(sink.messages()) == 3
+            assert sorted(len(copies(sink, m)) for m in ids) == [1, 1, 1]
+        finally:
+            sink.stop()
+
+        history = await handle.fetch_history()
+        scheduled = {e.event_id: e.activity_task_scheduled_event_attributes.activity_type.name
+                     for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED}
+        attempts = [e.activity_task_started_event_attributes.attempt for e in history.events
+                    if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+                    and scheduled[e.activity_task_started_event_attributes.scheduled_event_id] == "send_message"]
+        assert len(attempts) == 3 and min(attempts) >= 4, attempts
+        for message_id in ids:
+            row = await outbox.status_of(pool, message_id)
+            assert row is not None and row["status"] == "sent" and row["attempts"] >= 4
+        assert sorted(m.message_id for m in await sent_events(pool, eid)) == sorted(ids)
+        await handle.terminate("test done")
