@@ -94,9 +94,9 @@ def _local_time(value: object) -> time:
     if isinstance(value, time):
         return value
     if isinstance(value, str) and re.fullmatch(r"\d{1,2}:\d{2}(:\d{2})?", value.strip()):
-        hours, minutes, *seconds = (int(p) for p in value.strip().split(":"))
-        if hours < 24 and minutes < 60 and all(s < 60 for s in seconds):
-            return time(hours, minutes, *seconds)
+        hours, minutes, seconds = (int(p) for p in (value.strip() + ":0").split(":")[:3])
+        if hours < 24 and minutes < 60 and seconds < 60:
+            return time(hours, minutes, seconds)
     raise ValueError(f"{value!r} is not a local time HH:MM")
 
 

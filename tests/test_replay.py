@@ -10,12 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from temporalio import workflow
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from schemas.state import EngagementInput, EngagementStatus
 from tests.lifecycle import load_history
+from tests.unpatched_workflow import EngagementWorkflowChangedWithoutPatch
 from workflows.engagement import EngagementWorkflow
 from workflows.follow_through import ActionFollowThroughWorkflow
 
@@ -35,16 +34,6 @@ async def test_recorded_history_replays(path: Path) -> None:
                         data_converter=pydantic_data_converter)
     result = await replayer.replay_workflow(load_history(path), raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
-
-
-@workflow.defn(name="EngagementWorkflow")
-class EngagementWorkflowChangedWithoutPatch(EngagementWorkflow):
-    """The same workflow with one more step at the start, as a careless edit would add it."""
-
-    @workflow.run
-    async def run(self, inp: EngagementInput) -> EngagementStatus:
-        await workflow.sleep(60, summary="a new step, added without workflow.patched")
-        return await super().run(inp)
 
 
 async def test_a_change_without_patched_fails_replay() -> None:
