@@ -1,6 +1,6 @@
-"""`engage demo`: one complete sample engagement on the embedded stack, in about two minutes.
+"""`engage demo`: one complete sample engagement on the embedded stack, in about a minute and a half.
 
-The session is set a minute or so ahead and check-ins run every few seconds; the demo plays the consultant
+The session is set 25 seconds ahead and check-ins run every few seconds; the demo plays the consultant
 (choosing, scheduling, recording outcomes) and the action owners (answering some check-ins, ignoring others),
 shows the phases live, and ends with the report and the address of the Temporal UI.
 """
@@ -17,11 +17,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import yaml
+from pydantic import SecretStr
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
 from cli.views import STATUS_STYLE
+from devstack.stack import Ports
 from schemas.settings import Settings
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -41,14 +43,14 @@ def _reachable(address: str) -> bool:
 
 
 def demo_scoping(now: datetime) -> tuple[Any, datetime]:
-    """The sample scoping with today's window and a seconds cadence; the session at the next whole minute at
-    least 40 s away (session times are HH:MM in the client's zone)."""
+    """The sample scoping with today's window and a seconds cadence; the session 25 s from now (in the
+    client's zone, to the second)."""
     from schemas.scoping import Scoping
 
     data = yaml.safe_load((EXAMPLES / "scoping.yaml").read_text())
     tz = ZoneInfo(data["timezone"])
     local_now = now.astimezone(tz)
-    start = (local_now + timedelta(seconds=40)).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    start = (local_now + timedelta(seconds=25)).replace(microsecond=0)
     data["id"] = f"demo-{local_now:%Y%m%d-%H%M%S}"
     data["constraints"].update(earliest=local_now.date().isoformat(),
                                latest=(local_now.date() + timedelta(days=30)).isoformat())
@@ -69,20 +71,28 @@ def demo_outcomes(today: date) -> Any:
 class DemoStack:
     """The embedded stack, started in the background of this process when nothing is listening yet."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, ports: Ports) -> None:
         from devstack.stack import DevStack
 
-        self.stack = DevStack(data_dir, echo=lambda part, address: None)
+        self.stack = DevStack(data_dir, ports, echo=lambda part, address: None)
         self.started = False
 
-    def ensure(self, settings: Settings, console: Console) -> None:
+    def ensure(self, settings: Settings, console: Console) -> Settings:
+        """The settings to reach the stack: the configured one when it answers, else the one started here."""
         if _reachable(settings.temporal_address):
             console.print(f"Using the running stack at {settings.temporal_address}")
-            return
+            return settings
         with console.status("Starting the embedded stack (Temporal, Postgres, SMTP sink, CalDAV, worker)..."):
             self.stack.start()
         self.started = True
-        console.print("[green]✓[/] embedded stack started (data in ./var)")
+        console.print(f"[green]✓[/] embedded stack started (data in {self.stack.data_dir})")
+        env = self.stack.env
+        return settings.model_copy(update={
+            "temporal_address": env["ENGAGE_TEMPORAL_ADDRESS"],
+            "database_url": SecretStr(env["ENGAGE_DATABASE_URL"]),
+            "smtp_url": SecretStr(env["ENGAGE_SMTP_URL"]),
+            "caldav_url": env["ENGAGE_CALDAV_URL"],
+        })
 
     def stop(self) -> None:
         if self.started:
@@ -143,9 +153,9 @@ async def play(settings: Settings, console: Console) -> str:
     status: EngagementStatus = await handle.query("status", result_type=EngagementStatus)
     await update("choose_format", ChooseFormat(format=status.recommendation.format))
     log.append(f"consultant chose {status.recommendation.format.value}")
-    await update("schedule_session", ScheduleSession(on=session_start.date(), at=session_start.strftime("%H:%M"),
+    await update("schedule_session", ScheduleSession(on=session_start.date(), at=session_start.strftime("%H:%M:%S"),
                                                      days=status.recommendation.days))
-    log.append(f"session scheduled for {session_start:%H:%M} {scoping.timezone}; invitations sent")
+    log.append(f"session scheduled for {session_start:%H:%M:%S} {scoping.timezone}; invitations sent")
     await update("add_preread", AddPreread(title="Market memo", url="https://example.com/memo", days_before=1))
     await update("acknowledge_preread", AcknowledgePreread(participant=scoping.participants[0].email))
     log.append(f"pre-read sent; {scoping.participants[0].name} has read it")
@@ -193,12 +203,12 @@ async def write_report(settings: Settings, engagement_id: str, out_dir: Path) ->
     return render_markdown(report), html_path
 
 
-def run_demo(settings: Settings, data_dir: Path, keep_running: bool) -> None:
+def run_demo(settings: Settings, data_dir: Path, ports: Ports, keep_running: bool) -> None:
     console = Console()
-    stack = DemoStack(data_dir)
+    stack = DemoStack(data_dir, ports)
     began = clock.monotonic()
     try:
-        stack.ensure(settings, console)
+        settings = stack.ensure(settings, console)
         engagement_id = asyncio.run(play(settings, console))
         markdown, html_path = asyncio.run(write_report(settings, engagement_id, data_dir / "reports"))
         from rich.markdown import Markdown

@@ -173,15 +173,25 @@ def _console() -> Any:
 # --- the stack --------------------------------------------------------------------------------------------
 
 
+# The embedded stack's options, shared by `dev` and `demo`.
+DATA_DIR = typer.Option(Path("var"), "--data-dir", help="where every part keeps its data")
+TEMPORAL_PORT = typer.Option(7233, "--temporal-port", help="Temporal gRPC port")
+UI_PORT = typer.Option(8233, "--ui-port", help="Temporal UI port")
+POSTGRES_PORT = typer.Option(55432, "--postgres-port", help="embedded Postgres port")
+SMTP_PORT = typer.Option(8025, "--smtp-port", help="SMTP sink port")
+CALDAV_PORT = typer.Option(5232, "--caldav-port", help="Radicale (CalDAV) port")
+INBOUND_PORT = typer.Option(8026, "--inbound-port", help="inbound mail (replies) port")
+
+
 @app.command()
 def dev(
-    data_dir: Path = typer.Option(Path("var"), "--data-dir", help="where every part keeps its data"),
-    temporal_port: int = typer.Option(7233, "--temporal-port", help="Temporal gRPC port"),
-    ui_port: int = typer.Option(8233, "--ui-port", help="Temporal UI port"),
-    postgres_port: int = typer.Option(55432, "--postgres-port", help="embedded Postgres port"),
-    smtp_port: int = typer.Option(8025, "--smtp-port", help="SMTP sink port"),
-    caldav_port: int = typer.Option(5232, "--caldav-port", help="Radicale (CalDAV) port"),
-    inbound_port: int = typer.Option(8026, "--inbound-port", help="inbound mail (replies) port"),
+    data_dir: Path = DATA_DIR,
+    temporal_port: int = TEMPORAL_PORT,
+    ui_port: int = UI_PORT,
+    postgres_port: int = POSTGRES_PORT,
+    smtp_port: int = SMTP_PORT,
+    caldav_port: int = CALDAV_PORT,
+    inbound_port: int = INBOUND_PORT,
 ) -> None:
     """Run the embedded stack in the foreground: Temporal + UI, Postgres, SMTP sink, CalDAV, the worker, and
     the inbound mail server for replies."""
@@ -607,14 +617,24 @@ def preview(
 
 @app.command()
 def demo(
-    data_dir: Path = typer.Option(Path("var"), "--data-dir", help="the embedded stack's data, when it is started"),
+    data_dir: Path = DATA_DIR,
+    temporal_port: int = TEMPORAL_PORT,
+    ui_port: int = UI_PORT,
+    postgres_port: int = POSTGRES_PORT,
+    smtp_port: int = SMTP_PORT,
+    caldav_port: int = CALDAV_PORT,
+    inbound_port: int = INBOUND_PORT,
     keep_running: bool = typer.Option(True, "--keep-running/--no-keep-running",
                                       help="after the demo, keep the stack up for the UI until Ctrl-C"),
 ) -> None:
-    """Run one complete sample engagement (about two minutes) and print its report."""
+    """Run one complete sample engagement (about 90 seconds) and print its report. Starts the embedded stack
+    (the options of `engage dev`) when nothing answers at ENGAGE_TEMPORAL_ADDRESS."""
     from cli.demo import run_demo
+    from devstack.stack import Ports
 
-    guarded(lambda: run_demo(_settings(), data_dir, keep_running))
+    ports = Ports(temporal=temporal_port, ui=ui_port, postgres=postgres_port, smtp=smtp_port, caldav=caldav_port,
+                  inbound=inbound_port)
+    guarded(lambda: run_demo(_settings(), data_dir, ports, keep_running))
 
 
 def main() -> None:

@@ -1,0 +1,44 @@
+"""`engage demo` (what `make demo` runs): one whole engagement on a stack it starts itself, within 3 minutes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from devstack.process import free_port, port_is_free
+
+ENGAGE = str(Path(sys.executable).parent / "engage")
+
+
+async def test_demo_runs_one_engagement_to_closed_within_three_minutes(tmp_path: Path) -> None:
+    ports = {name: free_port() for name in ("temporal", "ui", "postgres", "smtp", "caldav", "inbound")}
+    args = [ENGAGE, "demo", "--no-keep-running", "--data-dir", str(tmp_path / "var")]
+    for name, port in ports.items():
+        args += [f"--{name}-port", str(port)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ENGAGE_")}
+    env.update(ENGAGE_TEMPORAL_ADDRESS=f"127.0.0.1:{ports['temporal']}", COLUMNS="160")
+    began = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.STDOUT, env=env)
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout=240)
+    elapsed = time.monotonic() - began
+    text = out.decode()
+    assert proc.returncode == 0, text[-3000:]
+    assert elapsed <= 180, f"the demo took {elapsed:.0f} s"
+    assert "Demo finished" in text, text[-2000:]
+    assert "closed" in text, "the last view shows the engagement closed"
+    assert "achieved" in text, "the owner who answers reaches the target"
+    assert re.search(r"escalat", text), "the silent owner is escalated"
+    reports = list((tmp_path / "var" / "reports").glob("demo-*.html"))
+    assert len(reports) == 1 and "<svg" in reports[0].read_text()
+    assert len(list((tmp_path / "var" / "mail").glob("*.eml"))) >= 10
+    # Everything it started is stopped again.
+    time.sleep(0.5)
+    assert all(port_is_free(p) for p in ports.values())
+    assert not [p for p in psutil.process_iter(["cmdline"]) if str(tmp_path) in " ".join(p.info["cmdline"] or [])]
