@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 
 from schemas.events import EVENT_ADAPTER, NewEvent, StoredEvent
-from store.projections import apply_event
+from store.projections import apply_events
 
 # One writer per engagement at a time: sequence numbers stay gap-free, and two retries of the same batch
 # racing each other see each other's rows instead of both inserting.
@@ -23,15 +23,15 @@ async def append(pool: asyncpg.Pool, engagement_id: str, events: list[NewEvent])
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(_LOCK_SQL, engagement_id)
         keys = [e.key for e in events]
+        # One round trip for both: the keys already stored (a retry) and the last sequence number (key NULL).
         rows = await conn.fetch(
-            "SELECT key, seq FROM events WHERE engagement_id = $1 AND key = ANY($2::text[])",
+            "SELECT key, seq FROM events WHERE engagement_id = $1 AND key = ANY($2::text[])"
+            " UNION ALL SELECT NULL, coalesce(max(seq), 0) FROM events WHERE engagement_id = $1",
             engagement_id,
             keys,
         )
-        seq_of: dict[str, int] = {r["key"]: r["seq"] for r in rows}
-        last = await conn.fetchval(
-            "SELECT coalesce(max(seq), 0) FROM events WHERE engagement_id = $1", engagement_id
-        )
+        seq_of: dict[str, int] = {r["key"]: r["seq"] for r in rows if r["key"] is not None}
+        last = next(r["seq"] for r in rows if r["key"] is None)
         fresh: list[tuple[int, NewEvent]] = []
         for event in events:
             if event.key in seq_of:
@@ -48,8 +48,7 @@ async def append(pool: asyncpg.Pool, engagement_id: str, events: list[NewEvent])
                     for seq, e in fresh
                 ],
             )
-            for seq, e in fresh:
-                await apply_event(conn, engagement_id, seq, e.occurred_at, e.event)
+            await apply_events(conn, engagement_id, [(seq, e.occurred_at, e.event) for seq, e in fresh])
         return [seq_of[k] for k in keys]
 
 

@@ -17,16 +17,31 @@ READ_MODELS = ("checkins", "outbound_messages", "preread_acks", "prereads", "act
                "engagements")
 
 
-async def _refresh_engagement_aggregates(conn: asyncpg.Connection, engagement_id: str) -> None:
+async def _refresh_engagement(conn: asyncpg.Connection, engagement_id: str, last_seq: int,
+                              at: datetime) -> None:
+    """Once per batch: the aggregates over the engagement's actions, and where its log has got to."""
     await conn.execute(
         "UPDATE engagements SET"
         " next_checkin_at = (SELECT min(next_checkin_at) FROM actions"
         "   WHERE engagement_id = $1 AND closed_reason IS NULL),"
-        " actions_at_risk = (SELECT count(*) FROM actions WHERE engagement_id = $1 AND status = $2)"
+        " actions_at_risk = (SELECT count(*) FROM actions WHERE engagement_id = $1 AND status = $2),"
+        " updated_at = $3, last_seq = $4"
         " WHERE engagement_id = $1",
         engagement_id,
         ActionStatus.at_risk.value,
+        at,
+        last_seq,
     )
+
+
+async def apply_events(conn: asyncpg.Connection, engagement_id: str,
+                       events: list[tuple[int, datetime, ev.Event]]) -> None:
+    """Project a batch of one engagement's events, in order (the live path and the rebuild share it)."""
+    for seq, at, event in events:
+        await apply_event(conn, engagement_id, seq, at, event)
+    if events:
+        seq, at, _ = events[-1]
+        await _refresh_engagement(conn, engagement_id, seq, at)
 
 
 async def _checkin_row(conn: asyncpg.Connection, engagement_id: str, seq: int, at: datetime,
@@ -151,11 +166,6 @@ async def apply_event(conn: asyncpg.Connection, engagement_id: str, seq: int, at
         case ev.EngagementClosed():
             await conn.execute("UPDATE engagements SET phase = $2 WHERE engagement_id = $1",
                                engagement_id, ev.Phase.closed.value)
-    await _refresh_engagement_aggregates(conn, engagement_id)
-    await conn.execute(
-        "UPDATE engagements SET updated_at = $2, last_seq = $3 WHERE engagement_id = $1",
-        engagement_id, at, seq,
-    )
 
 
 async def rebuild_projections(pool: asyncpg.Pool) -> int:
@@ -165,10 +175,17 @@ async def rebuild_projections(pool: asyncpg.Pool) -> int:
         # Nobody appends while the read models are empty and half rebuilt.
         await conn.execute("LOCK TABLE events IN SHARE MODE")
         await conn.execute(f"TRUNCATE {', '.join(READ_MODELS)}")  # noqa: S608 - fixed table names
+        batch: list[tuple[int, datetime, ev.Event]] = []
+        current: str | None = None
         async for row in conn.cursor(
             "SELECT engagement_id, seq, payload, occurred_at FROM events ORDER BY engagement_id, seq"
         ):
-            event = ev.EVENT_ADAPTER.validate_python(row["payload"])
-            await apply_event(conn, row["engagement_id"], row["seq"], row["occurred_at"], event)
+            if row["engagement_id"] != current:
+                if current is not None:
+                    await apply_events(conn, current, batch)
+                current, batch = row["engagement_id"], []
+            batch.append((row["seq"], row["occurred_at"], ev.EVENT_ADAPTER.validate_python(row["payload"])))
             count += 1
+        if current is not None:
+            await apply_events(conn, current, batch)
     return count

@@ -1,0 +1,353 @@
+"""Benchmarks of the engine against bare Temporal on the same server, in one run (ratios, not absolutes).
+
+    python bench/run.py [--quick] [--json] [--engagements N]
+
+Starts its own stack on free loopback ports (an in-memory Temporal dev server, embedded Postgres, the SMTP
+sink, Radicale), then measures:
+- engagements_per_s vs baseline_per_s -> overhead_ratio: N engagements (3 actions x 4 check-ins, cadence of
+  seconds) from start to closed with the real activities, against a bare workflow doing the same number of
+  activities and timers (counted from one of our histories) with no-op activities, on the same server;
+- events_per_s_batched, batched_vs_naive: event-store appends in the batches the activities send, against
+  one append per event;
+- cli_help_s, cli_status_s: medians of 10 runs of `engage --help` and `engage status ENG`;
+- max_history_events: the largest single-run history of a 52-week weekly action and of a 20-action
+  engagement (time-skipping server).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import asyncpg  # noqa: E402
+import yaml  # noqa: E402
+from rich.console import Console  # noqa: E402
+from temporalio.client import Client, WorkflowHistory  # noqa: E402
+from temporalio.worker import Worker  # noqa: E402
+
+from activities import build_activities  # noqa: E402
+from adapters.temporal import connect, engagement_workflow_id  # noqa: E402
+from bench.bare import BareChild, BareEngagement, Shape, bare_noop  # noqa: E402
+from devstack.mailsink import MailSink  # noqa: E402
+from devstack.postgres import EmbeddedPostgres  # noqa: E402
+from devstack.process import free_port  # noqa: E402
+from devstack.radicale import RadicaleServer  # noqa: E402
+from devstack.temporal import TemporalDevServer  # noqa: E402
+from schemas import events as ev  # noqa: E402
+from schemas.outcomes import Outcomes  # noqa: E402
+from schemas.scoping import Scoping  # noqa: E402
+from schemas.settings import Settings  # noqa: E402
+from schemas.state import (  # noqa: E402
+    ChooseFormat,
+    EngagementInput,
+    EngagementStatus,
+    RecordOutcomes,
+    ScheduleSession,
+)
+from store.db import create_pool  # noqa: E402
+from store.events import append  # noqa: E402
+from store.migrate import migrate  # noqa: E402
+from workflows.engagement import EngagementWorkflow  # noqa: E402
+from workflows.follow_through import ActionFollowThroughWorkflow  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+ENGAGE = str(Path(sys.executable).parent / "engage")
+CADENCE_S = 2
+HORIZON_S = 8.5  # four check-ins at 2, 4, 6 and 8 s
+console = Console(stderr=True)
+
+
+class Stack:
+    """Every real part on free loopback ports, in a temporary folder."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.temporal = TemporalDevServer(folder / "temporal", free_port(), free_port(), persistent=False)
+        self.postgres = EmbeddedPostgres(folder / "pg", free_port())
+        self.mail = MailSink(folder / "mail", free_port())
+        self.radicale = RadicaleServer(folder / "radicale", free_port())
+
+    def start(self) -> Settings:
+        for part in (self.temporal, self.postgres, self.radicale):
+            part.launch()
+        self.mail.start()
+        for part in (self.temporal, self.postgres, self.radicale):
+            part.wait_ready()
+        return Settings(_env_file=None,  # type: ignore[call-arg]
+                        temporal_address=self.temporal.address, database_url=self.postgres.url,
+                        smtp_url=self.mail.url, caldav_url=self.radicale.url,
+                        task_queue=f"bench-{uuid.uuid4().hex[:6]}")
+
+    def stop(self) -> None:
+        self.radicale.stop()
+        self.mail.stop()
+        self.temporal.stop()
+        self.postgres.stop()
+
+
+def bench_scoping(engagement_id: str, today: date) -> Scoping:
+    data = yaml.safe_load((EXAMPLES / "scoping.yaml").read_text())
+    data.update(id=engagement_id, timezone="UTC")
+    data["constraints"].update(earliest=today.isoformat(), latest=(today + timedelta(days=30)).isoformat())
+    data["follow_through"] = {"cadence": f"{CADENCE_S}s", "horizon": f"{HORIZON_S}s", "escalate_after_missed": 2}
+    return Scoping.model_validate(data)
+
+
+def bench_outcomes(today: date) -> Outcomes:
+    actions = [{"id": f"A{i}", "title": f"Initiative {i}", "due": (today + timedelta(days=30)).isoformat(),
+                "owner": {"name": f"Owner {i}", "email": f"owner{i}@acme.example", "timezone": tz},
+                "metric": {"name": "Metric", "unit": "units", "baseline": 0, "target": 100,
+                           "direction": "increase"}}
+               for i, tz in enumerate(("Europe/Berlin", "America/Sao_Paulo", "Asia/Tokyo"), start=1)]
+    return Outcomes.model_validate({"decisions": ["Bench"], "actions": actions})
+
+
+async def run_engagement(client: Client, task_queue: str, engagement_id: str, session_at: datetime) -> None:
+    today = session_at.date()
+    handle = await client.start_workflow(
+        EngagementWorkflow.run, EngagementInput(engagement_id=engagement_id,
+                                                scoping=bench_scoping(engagement_id, today)),
+        id=engagement_workflow_id(engagement_id), task_queue=task_queue)
+    await handle.execute_update(EngagementWorkflow.choose_format, ChooseFormat(format="combined"))
+    await handle.execute_update(EngagementWorkflow.schedule_session,
+                                ScheduleSession(on=today, at=session_at.strftime("%H:%M:%S"), days=2))
+    await asyncio.sleep(max(0.0, (session_at - datetime.now(UTC)).total_seconds()) + 0.2)
+    await handle.execute_update(EngagementWorkflow.record_outcomes, RecordOutcomes(outcomes=bench_outcomes(today)))
+    status: EngagementStatus = await handle.result()
+    assert status.phase is ev.Phase.closed, status.phase
+
+
+def count(history: WorkflowHistory, field: str) -> int:
+    return sum(1 for e in history.events if e.WhichOneof("attributes") == field)
+
+
+async def measure_shape(client: Client, engagement_id: str, session_delay_s: float) -> Shape:
+    parent = await client.get_workflow_handle(engagement_workflow_id(engagement_id)).fetch_history()
+    child = await client.get_workflow_handle(f"{engagement_workflow_id(engagement_id)}/A1").fetch_history()
+    return Shape(
+        session_delay_s=session_delay_s,
+        parent_activities=count(parent, "activity_task_scheduled_event_attributes"),
+        parent_timers=count(parent, "timer_started_event_attributes"),
+        children=count(parent, "start_child_workflow_execution_initiated_event_attributes"),
+        child_activities=count(child, "activity_task_scheduled_event_attributes"),
+        child_timers=count(child, "timer_started_event_attributes"),
+        child_duration_s=HORIZON_S,
+    )
+
+
+async def throughput(n: int, settings: Settings, pool: asyncpg.Pool) -> dict[str, Any]:
+    client = await connect(settings)
+    lead = 4 + n * 0.04  # every engagement is started and scheduled before its session begins
+    run = uuid.uuid4().hex[:6]
+    async with Worker(client, task_queue=settings.task_queue,
+                      workflows=[EngagementWorkflow, ActionFollowThroughWorkflow],
+                      activities=build_activities(settings, pool), max_concurrent_activities=200):
+        began = time.monotonic()
+        session_at = (datetime.now(UTC) + timedelta(seconds=lead)).replace(microsecond=0)
+        await asyncio.gather(*(run_engagement(client, settings.task_queue, f"bench-{run}-{i}", session_at)
+                               for i in range(n)))
+        ours_s = time.monotonic() - began
+    shape = await measure_shape(client, f"bench-{run}-0", lead)
+    bare_queue = f"{settings.task_queue}-bare"
+    async with Worker(client, task_queue=bare_queue, workflows=[BareEngagement, BareChild],
+                      activities=[bare_noop], max_concurrent_activities=200):
+        began = time.monotonic()
+        await asyncio.gather(*(client.execute_workflow(BareEngagement.run, shape, id=f"bare-{run}-{i}",
+                                                       task_queue=bare_queue) for i in range(n)))
+        bare_s = time.monotonic() - began
+    ours, bare = n / ours_s, n / bare_s
+    return {"engagements": n, "engagements_per_s": round(ours, 3), "baseline_per_s": round(bare, 3),
+            "overhead_ratio": round(ours / bare, 3), "engagement_wall_s": round(ours_s, 2),
+            "baseline_wall_s": round(bare_s, 2), "shape": shape.model_dump(), "first_engagement": f"bench-{run}-0"}
+
+
+def event_batches(engagement_id: str, rounds: int) -> list[list[ev.NewEvent]]:
+    """An engagement's log in the batches the activities append: the start, the outcomes and assignments,
+    then per check-in the request (+ next scheduled), the message, and a reported value."""
+    today = date.today()
+    s = bench_scoping(engagement_id, today)
+    o = bench_outcomes(today)
+    from domain.format import recommend
+
+    at = datetime.now(UTC)
+    def new(key: str, event: ev.Event) -> ev.NewEvent:
+        return ev.NewEvent(key=f"{engagement_id}/{key}", occurred_at=at, event=event)
+
+    batches = [[new("started", ev.EngagementStarted(scoping=s, recommendation=recommend(s))),
+                new("phase/scoping", ev.PhaseEntered(phase=ev.Phase.scoping))],
+               [new("outcomes", ev.OutcomesRecorded(outcomes=o)),
+                *[new(f"{a.id}/assigned", ev.ActionAssigned(action_id=a.id or "", title=a.title, owner=a.owner,
+                                                            due=a.due, metric=a.metric, assigned_at=at))
+                  for a in o.actions]]]
+    for n in range(1, rounds + 1):
+        for a in o.actions:
+            aid = a.id or ""
+            batches.append([new(f"{aid}/checkin/{n}/requested", ev.CheckInRequested(action_id=aid, number=n)),
+                            new(f"{aid}/checkin/{n + 1}/scheduled",
+                                ev.CheckInScheduled(action_id=aid, number=n + 1, at=at))])
+            batches.append([new(f"{aid}/checkin/{n}#sent", ev.MessageSent(
+                message_id=f"<{aid}.{n}@x>", kind=ev.MessageKind.checkin_request, recipients=["o@x.example"],
+                subject="Check-in"))])
+            batches.append([new(f"{aid}/value/{n}", ev.MetricReported(action_id=aid, value=n, status="on_track"))])
+    return batches
+
+
+async def event_store(pool: asyncpg.Pool, engagements: int, rounds: int) -> dict[str, Any]:
+    async def timed(batched: bool) -> tuple[float, int]:
+        run = uuid.uuid4().hex[:6]
+        logs = [event_batches(f"ev-{run}-{i}", rounds) for i in range(engagements)]
+        total = sum(len(b) for log in logs for b in log)
+
+        async def one(engagement_id: str, log: list[list[ev.NewEvent]]) -> None:
+            for batch in log:
+                if batched:
+                    await append(pool, engagement_id, batch)
+                else:
+                    for event in batch:
+                        await append(pool, engagement_id, [event])
+
+        began = time.monotonic()
+        await asyncio.gather(*(one(f"ev-{run}-{i}", log) for i, log in enumerate(logs)))
+        return time.monotonic() - began, total
+
+    naive_s, total = await timed(batched=False)
+    batched_s, _ = await timed(batched=True)
+    return {"events": total, "events_per_s_batched": round(total / batched_s, 1),
+            "events_per_s_naive": round(total / naive_s, 1), "batched_vs_naive": round(naive_s / batched_s, 2)}
+
+
+def median_seconds(args: list[str], env: dict[str, str], runs: int = 10) -> float:
+    times = []
+    for _ in range(runs):
+        began = time.perf_counter()
+        result = subprocess.run(args, capture_output=True, env=env, check=False)
+        times.append(time.perf_counter() - began)
+        if result.returncode != 0:
+            raise RuntimeError(f"{' '.join(args)} failed: {result.stderr.decode()[-500:]}")
+    return round(statistics.median(times), 3)
+
+
+def cli_timings(settings: Settings, engagement_id: str, runs: int) -> dict[str, float]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ENGAGE_")}
+    env.update(ENGAGE_TEMPORAL_ADDRESS=settings.temporal_address, ENGAGE_DATABASE_URL=settings.database_dsn())
+    return {"cli_help_s": median_seconds([ENGAGE, "--help"], env, runs),
+            "cli_status_s": median_seconds([ENGAGE, "status", engagement_id], env, runs)}
+
+
+async def history_bounds(settings: Settings, pool: asyncpg.Pool, actions: int, weeks: int) -> dict[str, int]:
+    """Largest single-run histories: one weekly action over `weeks` weeks, and an engagement of `actions`
+    actions with the default cadence, on the time-skipping server."""
+    from devstack.timeskipping import quiet_runtime, start_time_skipping
+
+    env = await start_time_skipping(quiet_runtime())
+    try:
+        sizes: dict[str, int] = {}
+        for name, n_actions, cadence, horizon in (("weekly-action", 1, "7d", f"{7 * weeks}d"),
+                                                  ("many-actions", actions, "14d", "90d")):
+            async with Worker(env.client, task_queue=f"h-{name}",
+                              workflows=[EngagementWorkflow, ActionFollowThroughWorkflow],
+                              activities=build_activities(settings, pool)):
+                eid = f"hist-{name}-{uuid.uuid4().hex[:6]}"
+                now = await env.get_current_time()
+                today = now.date()
+                s = bench_scoping(eid, today)
+                s.follow_through = s.follow_through.model_copy(update={
+                    "cadence": timedelta(days=int(cadence[:-1])), "horizon": timedelta(days=int(horizon[:-1]))})
+                handle = await env.client.start_workflow(EngagementWorkflow.run,
+                                                         EngagementInput(engagement_id=eid, scoping=s),
+                                                         id=engagement_workflow_id(eid), task_queue=f"h-{name}")
+                await handle.execute_update(EngagementWorkflow.choose_format, ChooseFormat(format="combined"))
+                plan = await handle.execute_update(EngagementWorkflow.schedule_session,
+                                                   ScheduleSession(on=today + timedelta(days=2), days=2))
+                await env.sleep(plan.starts_at - now + timedelta(minutes=1))
+                base = bench_outcomes(today).actions[0].model_dump()
+                many = [{**base, "id": f"A{i + 1}", "due": (today + timedelta(days=400)).isoformat()}
+                        for i in range(n_actions)]
+                await handle.execute_update(EngagementWorkflow.record_outcomes,
+                                            RecordOutcomes(outcomes=Outcomes.model_validate({"actions": many})))
+                await handle.result()
+                largest = len((await handle.fetch_history()).events)
+                from tests.lifecycle import child_histories
+
+                for runs in (await child_histories(env.client, await handle.fetch_history())).values():
+                    largest = max(largest, *(len(h.events) for h in runs))
+                sizes[name] = largest
+        return {"max_history_events": max(sizes.values()),
+                "history_weekly_action": sizes["weekly-action"], "history_many_actions": sizes["many-actions"]}
+    finally:
+        await env.shutdown()
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    n = args.engagements or (10 if args.quick else 200)
+    folder = Path(tempfile.mkdtemp(prefix="engage-bench-"))
+    stack = Stack(folder)
+    settings = stack.start()
+    pool = await create_pool(settings)
+    await migrate(pool)
+    results: dict[str, Any] = {"quick": args.quick, "machine": f"{os.cpu_count()} cores"}
+    try:
+        steps: list[tuple[str, Callable[[], Awaitable[dict[str, Any]]]]] = [
+            ("throughput", lambda: throughput(n, settings, pool)),
+            ("events", lambda: event_store(pool, 10 if args.quick else 50, 4 if args.quick else 20)),
+            ("history", lambda: history_bounds(settings, pool, 20, 8 if args.quick else 52)),
+        ]
+        for label, step in steps:
+            if args.only and label not in args.only:
+                continue
+            with console.status(f"bench: {label}..."):
+                results.update(await step())
+            console.print(f"[green]✓[/] {label}")
+        if "first_engagement" not in results:
+            return results
+        with console.status("bench: CLI timings..."):
+            # `engage status` queries the workflow, which needs a worker even once the engagement is closed.
+            async with Worker(await connect(settings), task_queue=settings.task_queue,
+                              workflows=[EngagementWorkflow, ActionFollowThroughWorkflow],
+                              activities=build_activities(settings, pool)):
+                results.update(await asyncio.to_thread(cli_timings, settings, results["first_engagement"],
+                                                       3 if args.quick else 10))
+        console.print("[green]✓[/] CLI timings")
+    finally:
+        await pool.close()
+        stack.stop()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes, to prove the script works (CI)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--engagements", type=int, default=None, help="N engagements (default 200, quick 10)")
+    parser.add_argument("--only", nargs="*", choices=["throughput", "events", "history"],
+                        help="run only these parts (the CLI timings need the throughput part)")
+    args = parser.parse_args()
+    from adapters.logging import configure_logging
+
+    configure_logging("console", logging.WARNING)  # the bench's own output is its figures
+    results = asyncio.run(main_async(args))
+    if args.json:
+        print(json.dumps(results))
+    else:
+        for key, value in results.items():
+            print(f"{key:>24}: {value}")
+
+
+if __name__ == "__main__":
+    main()

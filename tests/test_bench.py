@@ -1,0 +1,25 @@
+"""The benchmark script works (CI runs it with --quick; the figures in docs/BENCHMARKS.md come from full runs)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+
+KEYS = {"overhead_ratio", "engagements_per_s", "baseline_per_s", "events_per_s_batched", "batched_vs_naive",
+        "cli_help_s", "cli_status_s", "max_history_events"}
+
+
+async def test_bench_run_quick_prints_every_figure() -> None:
+    proc = await asyncio.create_subprocess_exec(sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--json",
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=300)
+    assert proc.returncode == 0, err.decode()[-3000:]
+    figures = json.loads(out)
+    assert KEYS <= figures.keys()
+    assert figures["engagements"] == 10
+    assert all(figures[k] > 0 for k in KEYS)
+    assert figures["max_history_events"] <= 2000
