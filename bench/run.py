@@ -76,9 +76,9 @@ console = Console(stderr=True)
 class Stack:
     """Every real part on free loopback ports, in a temporary folder."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, persistent: bool = False) -> None:
         self.folder = folder
-        self.temporal = TemporalDevServer(folder / "temporal", free_port(), free_port(), persistent=False)
+        self.temporal = TemporalDevServer(folder / "temporal", free_port(), free_port(), persistent=persistent)
         self.postgres = EmbeddedPostgres(folder / "pg", free_port())
         self.mail = MailSink(folder / "mail", free_port())
         self.radicale = RadicaleServer(folder / "radicale", free_port())

@@ -1,0 +1,325 @@
+"""Chaos: engagements run while the worker is killed, Temporal restarts, Postgres and SMTP go away.
+
+    python bench/chaos.py [--engagements N] [--outage-s S] [--json]
+
+On a file-backed dev server (as `engage dev` runs it), N engagements (3 actions x 3 check-ins, cadence of
+seconds; one owner of each answers every check-in through the same update the CLI sends) run while:
+- the worker process is SIGKILLed every 5-10 s and restarted;
+- the Temporal dev server is restarted once;
+- Postgres is stopped for S seconds (default 20);
+- the SMTP server is stopped for S seconds.
+Then it checks: every engagement closed; every message the workflows sent is at the SMTP sink exactly once
+(by Message-ID); each engagement's log has exactly the expected events, numbered 1..n with no gap and no
+duplicate; the read models equal a rebuild from the log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import email
+import json
+import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import asyncpg  # noqa: E402
+from rich.console import Console  # noqa: E402
+from temporalio.client import Client, WorkflowHandle  # noqa: E402
+from temporalio.exceptions import WorkflowAlreadyStartedError  # noqa: E402
+from temporalio.service import RPCError  # noqa: E402
+
+from adapters.temporal import connect, engagement_workflow_id  # noqa: E402
+from bench.run import Stack, bench_outcomes, bench_scoping  # noqa: E402
+from devstack.mailsink import MailSink  # noqa: E402
+from devstack.process import spawn, stop  # noqa: E402
+from schemas.events import Phase  # noqa: E402
+from schemas.settings import Settings  # noqa: E402
+from schemas.state import (  # noqa: E402
+    ChooseFormat,
+    EngagementInput,
+    EngagementStatus,
+    RecordOutcomes,
+    ReportMetric,
+    ScheduleSession,
+)
+from store.db import create_pool  # noqa: E402
+from store.events import read_log  # noqa: E402
+from store.migrate import migrate  # noqa: E402
+from store.projections import READ_MODELS, rebuild_projections  # noqa: E402
+from workflows.engagement import EngagementWorkflow  # noqa: E402
+
+T = TypeVar("T")
+console = Console(stderr=True)
+CADENCE_S = 6
+HORIZON_S = 20  # check-ins at 6, 12 and 18 s
+ANSWERING = "A1"  # this owner answers every check-in; the others stay silent (reminders, escalations)
+
+
+class Chaos:
+    def __init__(self, folder: Path, outage_s: float) -> None:
+        self.stack = Stack(folder, persistent=True)
+        self.folder = folder
+        self.outage_s = outage_s
+        self.worker: subprocess.Popen | None = None
+        self.faults: Counter[str] = Counter()
+        self.settings: Settings | None = None
+        self.done = asyncio.Event()
+
+    # --- the worker, in its own process so it can be killed outright -----------------------------------
+
+    def start_worker(self) -> None:
+        assert self.settings is not None
+        env = {
+            "ENGAGE_TEMPORAL_ADDRESS": self.settings.temporal_address,
+            "ENGAGE_DATABASE_URL": self.settings.database_dsn(),
+            "ENGAGE_SMTP_URL": self.settings.smtp_url.get_secret_value(),
+            "ENGAGE_CALDAV_URL": self.settings.caldav_url,
+            "ENGAGE_TASK_QUEUE": self.settings.task_queue,
+            "ENGAGE_LOG_FORMAT": "json",
+        }
+        self.worker = spawn([sys.executable, "-m", "worker"], log_path=self.folder / "logs" / "worker.log", env=env,
+                            cwd=Path(__file__).resolve().parent.parent)
+
+    async def kill_worker_every(self, low: float, high: float) -> None:
+        while not self.done.is_set():
+            await asyncio.sleep(random.uniform(low, high))
+            if self.done.is_set():
+                return
+            assert self.worker is not None
+            self.worker.send_signal(signal.SIGKILL)
+            self.worker.wait()
+            self.faults["worker_killed"] += 1
+            self.start_worker()
+
+    async def restart_temporal(self, at: float) -> None:
+        await asyncio.sleep(at)
+        await asyncio.to_thread(self.stack.temporal.stop)
+        await asyncio.to_thread(self.stack.temporal.start)
+        self.faults["temporal_restarted"] += 1
+
+    async def postgres_outage(self, at: float) -> None:
+        await asyncio.sleep(at)
+        await asyncio.to_thread(self.stack.postgres.stop)
+        await asyncio.sleep(self.outage_s)
+        await asyncio.to_thread(self.stack.postgres.start)
+        self.faults["postgres_outage"] += 1
+
+    async def smtp_outage(self, at: float) -> None:
+        await asyncio.sleep(at)
+        await asyncio.to_thread(self.stack.mail.stop)
+        await asyncio.sleep(self.outage_s)
+        self.stack.mail = MailSink(self.stack.mail.folder, self.stack.mail.port)
+        await asyncio.to_thread(self.stack.mail.start)
+        self.faults["smtp_outage"] += 1
+
+
+async def persist(call: Callable[[], Awaitable[T]], what: str, timeout: float = 300) -> T:
+    """Client calls go on through restarts: retry connection-level failures until they get through."""
+    deadline = time.monotonic() + timeout
+    delay = 0.2
+    while True:
+        try:
+            return await call()
+        except (RPCError, RuntimeError, OSError) as exc:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what}: still failing after {timeout:.0f} s: {exc}") from exc
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 3)
+
+
+async def drive(client: Client, task_queue: str, engagement_id: str, session_at: datetime,
+                answers: Counter[str]) -> EngagementStatus:
+    today = session_at.date()
+    scoping = bench_scoping(engagement_id, today)
+    scoping.follow_through = scoping.follow_through.model_copy(update={
+        "cadence": timedelta(seconds=CADENCE_S), "horizon": timedelta(seconds=HORIZON_S)})
+
+    async def start() -> WorkflowHandle:
+        try:
+            return await client.start_workflow(EngagementWorkflow.run,
+                                               EngagementInput(engagement_id=engagement_id, scoping=scoping),
+                                               id=engagement_workflow_id(engagement_id), task_queue=task_queue)
+        except WorkflowAlreadyStartedError:
+            return client.get_workflow_handle(engagement_workflow_id(engagement_id))
+
+    handle = await persist(start, f"{engagement_id} start")
+    await persist(lambda: handle.execute_update(EngagementWorkflow.choose_format, ChooseFormat(format="combined"),
+                                                id="choose"), f"{engagement_id} choose")
+    await persist(lambda: handle.execute_update(
+        EngagementWorkflow.schedule_session,
+        ScheduleSession(on=today, at=session_at.strftime("%H:%M:%S"), days=2), id="schedule"),
+        f"{engagement_id} schedule")
+    await asyncio.sleep(max(0.0, (session_at - datetime.now(UTC)).total_seconds()) + 0.5)
+    await persist(lambda: handle.execute_update(EngagementWorkflow.record_outcomes,
+                                                RecordOutcomes(outcomes=bench_outcomes(today)), id="outcomes"),
+                  f"{engagement_id} outcomes")
+    answered = 0
+    while True:
+        status: EngagementStatus = await persist(lambda: handle.query(EngagementWorkflow.status),
+                                                 f"{engagement_id} status")
+        if status.phase in (Phase.closed, Phase.cancelled):
+            return status
+        view = next((a for a in status.actions if a.action_id == ANSWERING), None)
+        if view is not None and view.closed_reason is None and view.checkins_sent > answered:
+            answered = view.checkins_sent
+            # The update id makes a retried answer count once, as the CLI's would.
+            await persist(lambda n=answered: handle.execute_update(  # type: ignore[misc]
+                EngagementWorkflow.report_metric, ReportMetric(action_id=ANSWERING, value=10.0 * n),
+                id=f"answer-{n}"), f"{engagement_id} answer")
+            answers[engagement_id] += 1
+        await asyncio.sleep(1.0)
+
+
+def sink_message_ids(folder: Path) -> Counter[str]:
+    ids: Counter[str] = Counter()
+    for path in folder.glob("*.eml"):
+        msg = email.message_from_bytes(path.read_bytes())
+        ids[msg["Message-ID"]] += 1
+    return ids
+
+
+async def snapshot(pool: asyncpg.Pool) -> dict[str, list[tuple[str, ...]]]:
+    tables = {}
+    for table in READ_MODELS:
+        rows = await pool.fetch(f"SELECT * FROM {table}")  # noqa: S608 - fixed table names
+        tables[table] = sorted(tuple(str(v) for v in r.values()) for r in rows)
+    return tables
+
+
+async def check(pool: asyncpg.Pool, folder: Path, statuses: dict[str, EngagementStatus],
+                answers: Counter[str]) -> dict[str, Any]:
+    at_sink = sink_message_ids(folder)
+    expected_ids: set[str] = set()
+    event_gaps = 0
+    wrong_events = 0
+    for eid, status in statuses.items():
+        log = await read_log(pool, eid)
+        seqs = [e.seq for e in log]
+        if seqs != list(range(1, len(seqs) + 1)):
+            event_gaps += 1
+        types: Counter[str] = Counter(e.event.type for e in log)
+        sent = [e.event for e in log if e.event.type == "message_sent"]
+        expected_ids |= {m.message_id for m in sent}  # type: ignore[union-attr]
+        checkins = sum(a.checkins_sent for a in status.actions)
+        escalations = sum(a.escalations for a in status.actions)
+        expected = {
+            "engagement_started": 1, "phase_entered": 7, "format_chosen": 1, "session_scheduled": 1,
+            "outcomes_recorded": 1, "action_assigned": 3, "action_closed": 3, "engagement_closed": 1,
+            "checkin_requested": checkins, "action_escalated": escalations, "metric_reported": answers[eid],
+        }
+        kinds = Counter(m.kind.value for m in sent)  # type: ignore[union-attr]
+        expected_kinds = {"invitation": 3, "action_assignment": 3, "report": 2, "checkin_request": checkins,
+                          "escalation": escalations}
+        if any(types[k] != v for k, v in expected.items()) or any(kinds[k] != v for k, v in expected_kinds.items()):
+            wrong_events += 1
+            console.print(f"[red]{eid}[/]: events {dict(types)}, messages {dict(kinds)}, expected {expected}")
+    live = await snapshot(pool)
+    await rebuild_projections(pool)
+    rebuilt = await snapshot(pool)
+    return {
+        "messages_expected": len(expected_ids),
+        "messages_delivered": sum(1 for m in expected_ids if at_sink[m] >= 1),
+        "duplicates": sum(n - 1 for n in at_sink.values() if n > 1),
+        "lost": sum(1 for m in expected_ids if at_sink[m] == 0),
+        "unrecorded": sum(1 for m in at_sink if m not in expected_ids),
+        "event_gaps": event_gaps,
+        "engagements_with_unexpected_events": wrong_events,
+        "read_models_equal_rebuild": live == rebuilt,
+    }
+
+
+async def run(n: int, outage_s: float, kill_every: tuple[float, float]) -> dict[str, Any]:
+    folder = Path(tempfile.mkdtemp(prefix="engage-chaos-"))
+    chaos = Chaos(folder, outage_s)
+    settings = chaos.stack.start()
+    chaos.settings = settings
+    pool = await create_pool(settings)
+    await migrate(pool)
+    await pool.close()
+    chaos.start_worker()
+    client = await connect(settings)
+    began = time.monotonic()
+    lead = 8 + n * 0.25
+    session_at = (datetime.now(UTC) + timedelta(seconds=lead)).replace(microsecond=0)
+    answers: Counter[str] = Counter()
+    run_id = uuid.uuid4().hex[:6]
+    ids = [f"chaos-{run_id}-{i}" for i in range(n)]
+    faults = [
+        asyncio.create_task(chaos.kill_worker_every(*kill_every)),
+        asyncio.create_task(chaos.smtp_outage(at=2)),
+        asyncio.create_task(chaos.postgres_outage(at=lead + 1)),
+        asyncio.create_task(chaos.restart_temporal(at=lead + 1 + outage_s + 4)),
+    ]
+    try:
+        with console.status(f"chaos: {n} engagements under faults..."):
+            results = await asyncio.gather(*(drive(client, settings.task_queue, eid, session_at, answers)
+                                             for eid in ids))
+        chaos.done.set()
+        for task in faults[1:]:
+            await task  # every planned fault has happened before the checks
+        faults[0].cancel()
+        wall = time.monotonic() - began
+        statuses = dict(zip(ids, results, strict=True))
+        pool = await create_pool(settings)
+        try:
+            checked = await check(pool, chaos.stack.mail.folder, statuses, answers)
+        finally:
+            await pool.close()
+    finally:
+        for task in faults:
+            task.cancel()
+        if chaos.worker is not None:
+            stop(chaos.worker)
+        chaos.stack.stop()
+    return {
+        "engagements": n,
+        "closed": sum(1 for s in results if s.phase is Phase.closed),
+        "faults_injected": sum(chaos.faults.values()),
+        "faults": dict(chaos.faults),
+        **checked,
+        "answers_applied": sum(answers.values()),
+        "wall_s": round(wall, 1),
+        "outage_s": outage_s,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--engagements", type=int, default=100)
+    parser.add_argument("--outage-s", type=float, default=20, help="how long Postgres and SMTP stay down")
+    parser.add_argument("--kill-every", type=float, nargs=2, default=(5, 10), metavar=("LOW", "HIGH"),
+                        help="SIGKILL the worker every LOW..HIGH seconds")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    from adapters.logging import configure_logging
+
+    configure_logging("console", logging.WARNING)
+    results = asyncio.run(run(args.engagements, args.outage_s, tuple(args.kill_every)))
+    if args.json:
+        print(json.dumps(results))
+    else:
+        for key, value in results.items():
+            print(f"{key:>36}: {value}")
+    ok = (results["duplicates"] == 0 and results["lost"] == 0 and results["event_gaps"] == 0
+          and results["closed"] == results["engagements"] and results["read_models_equal_rebuild"]
+          and results["engagements_with_unexpected_events"] == 0)
+    raise SystemExit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

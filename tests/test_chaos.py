@@ -1,0 +1,27 @@
+"""A small chaos run (10 engagements, faults every few seconds): nothing lost, nothing sent twice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+
+
+async def test_small_chaos_run_loses_nothing_and_sends_nothing_twice() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(ROOT / "bench" / "chaos.py"), "--engagements", "10", "--outage-s", "6",
+        "--kill-every", "3", "6", "--json", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=400)
+    figures = json.loads(out)
+    assert figures["faults"].get("worker_killed", 0) >= 3
+    assert {"smtp_outage", "postgres_outage", "temporal_restarted"} <= figures["faults"].keys()
+    assert figures["closed"] == figures["engagements"] == 10
+    assert figures["messages_expected"] >= 10 * 15
+    assert figures["messages_delivered"] == figures["messages_expected"]
+    assert (figures["duplicates"], figures["lost"], figures["unrecorded"], figures["event_gaps"]) == (0, 0, 0, 0)
+    assert figures["engagements_with_unexpected_events"] == 0
+    assert figures["read_models_equal_rebuild"] is True
+    assert proc.returncode == 0, err.decode()[-2000:]
