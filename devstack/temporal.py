@@ -23,11 +23,13 @@ def temporal_binary() -> str:
 
 
 class TemporalDevServer:
-    def __init__(self, data_dir: Path, port: int, ui_port: int, *, persistent: bool = True) -> None:
+    def __init__(self, data_dir: Path, port: int, ui_port: int, *, persistent: bool = True,
+                 fast_sqlite: bool = True) -> None:
         self.data_dir = data_dir
         self.port = port
         self.ui_port = ui_port
         self.persistent = persistent
+        self.fast_sqlite = fast_sqlite
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -44,10 +46,12 @@ class TemporalDevServer:
             "--ip", "127.0.0.1", "--port", str(self.port),
             "--ui-ip", "127.0.0.1", "--ui-port", str(self.ui_port), "--ui-disable-news-fetch",
             "--log-level", "warn",
-            # Faster event appends (about 2x here) without giving up durability on a clean shutdown.
-            "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
             *cli_flags(),
         ]
+        if self.fast_sqlite:
+            # Faster history appends (measured in docs/BENCHMARKS.md) without giving up durability on a
+            # clean shutdown; `bench/run.py --only sqlite` compares.
+            args += ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
         if self.persistent:
             args += ["--db-filename", str(self.data_dir / "temporal.sqlite")]
         return args
