@@ -301,3 +301,26 @@ async def test_actions_due_at_the_same_instant_and_a_seconds_cadence(
         final: EngagementStatus = await handle.result()
     assert final.phase is Phase.closed
     assert [a.checkins_sent for a in final.actions] == [5, 5]
+
+
+async def test_a_temporal_cancel_winds_down_like_engage_cancel(
+    time_skipping_env: WorkflowEnvironment, settings: Settings, pool: asyncpg.Pool
+) -> None:
+    env = time_skipping_env
+    eid = unique_id("tcancel")
+    async with running_worker(env.client, settings, pool) as tq:
+        handle = await start(env.client, tq, scoping(eid, cadence="7d", horizon="60d"))
+        await handle.execute_update(EW.choose_format, ChooseFormat(format="combined"))
+        plan = await handle.execute_update(EW.schedule_session, ScheduleSession(on=date(2027, 3, 1)))
+        await env.sleep(until(await env.get_current_time(), plan.starts_at + timedelta(minutes=5)))
+        await handle.execute_update(EW.record_outcomes, RecordOutcomes(outcomes=outcomes(
+            action("A1", "Ben Wu", "ben@acme.example", "Europe/Berlin", date(2027, 5, 31), 0, 200))))
+        await env.sleep(timedelta(days=8))
+        await handle.cancel()
+        final: EngagementStatus = await handle.result()
+    assert final.phase is Phase.cancelled
+    assert final.cancel_reason == "cancelled through Temporal"
+    assert [a.closed_reason for a in final.actions] == ["cancelled"]
+    log = await read_log(pool, eid)
+    assert any(e.event.type == "engagement_cancelled" for e in log)
+    assert [e for e in log if isinstance(e.event, MessageSent) and e.event.kind.value == "report"]

@@ -120,6 +120,11 @@ class EngagementWorkflow:
             await self._close()                         # 8
         except _CancelRequested:
             await self._cancelled()
+        except asyncio.CancelledError:
+            # Cancelled from the Temporal UI or `temporal workflow cancel`: wind down as `engage cancel` does
+            # (children stopped, invitations withdrawn, the log told, the report sent) instead of just ending.
+            self._cancel = self._cancel or CancelEngagement(reason="cancelled through Temporal")
+            await self._cancelled()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.status()
 
@@ -295,7 +300,13 @@ class EngagementWorkflow:
             raise _reject(f"on: a session can be scheduled once the format is chosen and until it starts "
                           f"(the engagement is in {self._phase.value})")
         days = request.days if request.days is not None else self._default_days()
-        starts, _ = session_bounds(request.on, request.at, days, self._scoping.timezone)
+        try:
+            starts, _ = session_bounds(request.on, request.at, days, self._scoping.timezone)
+        except OverflowError:
+            # Year 1 or 9999: no start or end in UTC. Refused here, the handler never computes it.
+            window = self._scoping.constraints
+            raise _reject(f"on: {request.on} is outside the range of dates a session can have (the scoping "
+                          f"window is {window.earliest} .. {window.latest})") from None
         error = schedule_error(request.on, days, self._format, self._scoping.constraints, starts, workflow.now())
         if error:
             raise _reject(error)
