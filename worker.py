@@ -34,11 +34,11 @@ def build_worker(client: Client, settings: Settings, activities: list) -> Worker
 
 async def run(settings: Settings, ready_file: Path | None = None) -> None:
     from activities import build_activities
-    from adapters.temporal import connect, metrics_runtime
+    from adapters.temporal import connect
     from store.db import create_pool
     from store.migrate import migrate
 
-    client = await connect(settings, metrics_runtime(settings))
+    client = await connect(settings)
     pool = await create_pool(settings)
     await migrate(pool)
     stop = asyncio.Event()

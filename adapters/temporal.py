@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+from functools import lru_cache
 from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.runtime import (
+    LogForwardingConfig,
+    LoggingConfig,
+    PrometheusConfig,
+    Runtime,
+    TelemetryConfig,
+    TelemetryFilter,
+)
 from temporalio.service import RPCError, TLSConfig
 
 from schemas.settings import Settings
@@ -42,7 +51,7 @@ async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
             data_converter=pydantic_data_converter,
             tls=tls_config(settings),
             api_key=settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None,
-            runtime=runtime,
+            runtime=runtime or runtime_for(settings),
         )
     except (RuntimeError, RPCError, OSError) as exc:
         raise TemporalUnavailable(settings, exc) from exc
@@ -53,9 +62,19 @@ def engagement_workflow_id(engagement_id: str) -> str:
     return f"engagement/{engagement_id}"
 
 
-def metrics_runtime(settings: Settings) -> Runtime | None:
-    """A runtime that serves Prometheus metrics on ENGAGE_METRICS_PORT (SDK metrics and the engine's own)."""
-    if settings.metrics_port is None:
-        return None
+def runtime_for(settings: Settings) -> Runtime:
+    """The SDK runtime: its core's log lines go through Python logging (stderr), never stdout, where `--json`
+    output must stand alone; with ENGAGE_METRICS_PORT it also serves Prometheus metrics (the SDK's and the
+    engine's own counters)."""
+    return _runtime(settings.metrics_host, settings.metrics_port)
+
+
+@lru_cache(maxsize=4)
+def _runtime(metrics_host: str, metrics_port: int | None) -> Runtime:
+    metrics = (PrometheusConfig(bind_address=f"{metrics_host}:{metrics_port}") if metrics_port is not None
+               else None)
     return Runtime(telemetry=TelemetryConfig(
-        metrics=PrometheusConfig(bind_address=f"{settings.metrics_host}:{settings.metrics_port}")))
+        logging=LoggingConfig(filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+                              forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core"))),
+        metrics=metrics,
+    ))

@@ -38,9 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import asyncpg  # noqa: E402
 from rich.console import Console  # noqa: E402
-from temporalio.client import Client, WorkflowHandle  # noqa: E402
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError  # noqa: E402
 from temporalio.exceptions import WorkflowAlreadyStartedError  # noqa: E402
-from temporalio.service import RPCError  # noqa: E402
+from temporalio.service import RPCError, RPCStatusCode  # noqa: E402
 
 from adapters.temporal import connect, engagement_workflow_id  # noqa: E402
 from bench.run import Stack, bench_outcomes, bench_scoping  # noqa: E402
@@ -134,7 +134,14 @@ async def persist(call: Callable[[], Awaitable[T]], what: str, timeout: float = 
     while True:
         try:
             return await call()
-        except (RPCError, RuntimeError, OSError) as exc:
+        except RPCError as exc:
+            if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
+                raise  # not a fault: the workflow is gone or the request is wrong; retrying changes nothing
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what}: still failing after {timeout:.0f} s: {exc}") from exc
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 3)
+        except (RuntimeError, OSError) as exc:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{what}: still failing after {timeout:.0f} s: {exc}") from exc
             await asyncio.sleep(delay)
@@ -177,10 +184,16 @@ async def drive(client: Client, task_queue: str, engagement_id: str, session_at:
         if view is not None and view.closed_reason is None and view.checkins_sent > answered:
             answered = view.checkins_sent
             # The update id makes a retried answer count once, as the CLI's would.
-            await persist(lambda n=answered: handle.execute_update(  # type: ignore[misc]
-                EngagementWorkflow.report_metric, ReportMetric(action_id=ANSWERING, value=10.0 * n),
-                id=f"answer-{n}"), f"{engagement_id} answer")
-            answers[engagement_id] += 1
+            try:
+                await persist(lambda n=answered: handle.execute_update(  # type: ignore[misc]
+                    EngagementWorkflow.report_metric, ReportMetric(action_id=ANSWERING, value=10.0 * n),
+                    id=f"answer-{n}"), f"{engagement_id} answer")
+                answers[engagement_id] += 1
+            except WorkflowUpdateFailedError:
+                pass  # too late: the action reached its horizon meanwhile, and the workflow said so
+            except RPCError as exc:
+                if exc.status is not RPCStatusCode.NOT_FOUND:
+                    raise  # NOT_FOUND: the engagement closed meanwhile; the next status says so
         await asyncio.sleep(1.0)
 
 
@@ -227,6 +240,9 @@ async def check(pool: asyncpg.Pool, folder: Path, statuses: dict[str, Engagement
         if any(types[k] != v for k, v in expected.items()) or any(kinds[k] != v for k, v in expected_kinds.items()):
             wrong_events += 1
             console.print(f"[red]{eid}[/]: events {dict(types)}, messages {dict(kinds)}, expected {expected}")
+    duplicated = [m for m, n in at_sink.items() if n > 1]
+    attempts = {r["message_id"]: r["attempts"] for r in await pool.fetch(
+        "SELECT message_id, attempts FROM outbox WHERE message_id = ANY($1::text[])", duplicated)}
     live = await snapshot(pool)
     await rebuild_projections(pool)
     rebuilt = await snapshot(pool)
@@ -234,6 +250,9 @@ async def check(pool: asyncpg.Pool, folder: Path, statuses: dict[str, Engagement
         "messages_expected": len(expected_ids),
         "messages_delivered": sum(1 for m in expected_ids if at_sink[m] >= 1),
         "duplicates": sum(n - 1 for n in at_sink.values() if n > 1),
+        # A copy sent twice must be a retried attempt of one decision (the documented crash window between
+        # the relay's acceptance and the outbox commit), never two decisions: its outbox row shows >= 2 tries.
+        "duplicates_outside_crash_window": sum(1 for m in duplicated if attempts.get(m, 0) < 2),
         "lost": sum(1 for m in expected_ids if at_sink[m] == 0),
         "unrecorded": sum(1 for m in at_sink if m not in expected_ids),
         "event_gaps": event_gaps,

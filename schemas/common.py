@@ -6,6 +6,7 @@ passes here is safe to use in a workflow id, an email header, an ICS property an
 
 from __future__ import annotations
 
+import math
 import re
 import zoneinfo
 from datetime import time, timedelta
@@ -65,17 +66,24 @@ def _timezone(value: str) -> str:
 
 def parse_duration(value: object) -> timedelta:
     """`14d`, `36h`, `15m`, `30s` (or a number of seconds, or a timedelta) to a timedelta."""
-    if isinstance(value, timedelta):
-        result = value
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        result = timedelta(seconds=value)
-    elif isinstance(value, str):
-        match = DURATION_RE.match(value)
-        if not match:
-            raise ValueError(f"{value!r} is not a duration such as 14d, 36h, 15m or 30s")
-        result = timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
-    else:
-        raise ValueError("a duration must be a string such as 14d, 36h, 15m or 30s")
+    try:
+        if isinstance(value, timedelta):
+            result = value
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ValueError(f"{value!r} is not a duration: a number of seconds must be finite")
+            result = timedelta(seconds=value)
+        elif isinstance(value, str):
+            match = DURATION_RE.match(value)
+            if not match:
+                raise ValueError(f"{value!r} is not a duration such as 14d, 36h, 15m or 30s")
+            result = timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+        else:
+            raise ValueError("a duration must be a string such as 14d, 36h, 15m or 30s")
+    except OverflowError:
+        # timedelta's own error (e.g. for 1e300 or 99999999999d) is not a ValueError: pydantic would let it
+        # escape as an exception instead of a validation error naming the field.
+        raise ValueError(f"{value!r} is too long for a duration") from None
     if result <= timedelta(0):
         raise ValueError("a duration must be positive")
     return result
@@ -119,10 +127,18 @@ LocalTime = Annotated[
 ]
 
 
+def _loc_part(part: object) -> str:
+    text = str(part)
+    if not text or not text.isprintable() or text != text.strip():
+        # An unknown key such as "" or "\r\n" stays visible, quoted, and cannot break the line.
+        text = repr(text)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def one_line(exc: ValidationError) -> str:
     """The first problem of a validation error, naming its field: `actions.0.due: Input should be ...`."""
     first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "input"
-    message = first["msg"].removeprefix("Value error, ")
+    where = ".".join(_loc_part(p) for p in first["loc"]) or "input"
+    message = " ".join(first["msg"].removeprefix("Value error, ").split())
     extra = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     return f"{where}: {message}{extra}"

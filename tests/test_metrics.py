@@ -11,7 +11,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from adapters.temporal import metrics_runtime
+from adapters.temporal import runtime_for
 from devstack.process import free_port
 from schemas.events import MessageSent
 from schemas.settings import Settings
@@ -37,8 +37,7 @@ def scrape(port: int) -> dict[str, float]:
 async def test_metrics_endpoint_counts_messages_checkins_and_escalations(
         time_skipping_env: WorkflowEnvironment, settings: Settings, pool: asyncpg.Pool) -> None:
     port = free_port()
-    runtime = metrics_runtime(settings.model_copy(update={"metrics_port": port}))
-    assert runtime is not None
+    runtime = runtime_for(settings.model_copy(update={"metrics_port": port}))
     client = await Client.connect(time_skipping_env.client.service_client.config.target_host,
                                   data_converter=pydantic_data_converter, runtime=runtime)
     env = time_skipping_env

@@ -388,7 +388,11 @@ class EngagementWorkflow:
         await workflow.wait_condition(
             lambda: self._actions[request.action_id].values_received >= target
             or self._actions[request.action_id].closed_reason is not None)
-        return self._actions[request.action_id]
+        view = self._actions[request.action_id]
+        if view.values_received < target:
+            # The action closed (its horizon) while the value was on its way: say so, never drop it silently.
+            raise _reject(f"action: {request.action_id} closed ({view.closed_reason}) before the value was recorded")
+        return view
 
     @report_metric.validator
     def _validate_report_metric(self, raw: Any) -> None:
@@ -403,7 +407,10 @@ class EngagementWorkflow:
         await workflow.wait_condition(
             lambda: self._actions[request.action_id].snoozes >= target
             or self._actions[request.action_id].closed_reason is not None)
-        return self._actions[request.action_id]
+        view = self._actions[request.action_id]
+        if view.snoozes < target:
+            raise _reject(f"action: {request.action_id} closed ({view.closed_reason}) before the snooze applied")
+        return view
 
     @snooze_action.validator
     def _validate_snooze_action(self, raw: Any) -> None:
