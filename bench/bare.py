@@ -48,7 +48,8 @@ class BareChild:
 class BareEngagement:
     @workflow.run
     async def run(self, shape: Shape) -> int:
-        await workflow.sleep(shape.session_delay_s)
+        if shape.session_delay_s > 0:
+            await workflow.sleep(shape.session_delay_s)
         for _ in range(max(0, shape.parent_timers - 1)):
             await workflow.sleep(0.01)
         done = 0

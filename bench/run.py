@@ -76,9 +76,10 @@ console = Console(stderr=True)
 class Stack:
     """Every real part on free loopback ports, in a temporary folder."""
 
-    def __init__(self, folder: Path, *, persistent: bool = False) -> None:
+    def __init__(self, folder: Path, *, persistent: bool = False, fast_sqlite: bool = True) -> None:
         self.folder = folder
-        self.temporal = TemporalDevServer(folder / "temporal", free_port(), free_port(), persistent=persistent)
+        self.temporal = TemporalDevServer(folder / "temporal", free_port(), free_port(), persistent=persistent,
+                                          fast_sqlite=fast_sqlite)
         self.postgres = EmbeddedPostgres(folder / "pg", free_port())
         self.mail = MailSink(folder / "mail", free_port())
         self.radicale = RadicaleServer(folder / "radicale", free_port())
@@ -294,6 +295,32 @@ async def history_bounds(settings: Settings, pool: asyncpg.Pool, actions: int, w
         await env.shutdown()
 
 
+async def sqlite_pragmas(n: int) -> dict[str, Any]:
+    """How fast a file-backed dev server records history, default SQLite pragmas against WAL + normal sync:
+    n bare workflows of 20 no-op activities each, as fast as they go (nothing waits on a timer)."""
+    shape = Shape(session_delay_s=0, parent_activities=20, parent_timers=0, children=0, child_activities=0,
+                  child_timers=0, child_duration_s=0)
+    rates = {}
+    for label, fast in (("default", False), ("wal", True)):
+        folder = Path(tempfile.mkdtemp(prefix=f"engage-sqlite-{label}-"))
+        server = TemporalDevServer(folder, free_port(), free_port(), persistent=True, fast_sqlite=fast)
+        server.start()
+        try:
+            client = await connect(Settings(_env_file=None, temporal_address=server.address))  # type: ignore[call-arg]
+            queue = f"sqlite-{label}"
+            async with Worker(client, task_queue=queue, workflows=[BareEngagement, BareChild],
+                              activities=[bare_noop], max_concurrent_activities=100):
+                began = time.monotonic()
+                await asyncio.gather(*(client.execute_workflow(BareEngagement.run, shape, id=f"{label}-{i}",
+                                                               task_queue=queue) for i in range(n)))
+                rates[label] = n / (time.monotonic() - began)
+        finally:
+            server.stop()
+    return {"sqlite_default_workflows_per_s": round(rates["default"], 2),
+            "sqlite_wal_workflows_per_s": round(rates["wal"], 2),
+            "sqlite_wal_vs_default": round(rates["wal"] / rates["default"], 3)}
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     n = args.engagements or (10 if args.quick else 200)
     folder = Path(tempfile.mkdtemp(prefix="engage-bench-"))
@@ -307,6 +334,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             ("throughput", lambda: throughput(n, settings, pool)),
             ("events", lambda: event_store(pool, 10 if args.quick else 50, 4 if args.quick else 20)),
             ("history", lambda: history_bounds(settings, pool, 20, 8 if args.quick else 52)),
+            ("sqlite", lambda: sqlite_pragmas(10 if args.quick else 100)),
         ]
         for label, step in steps:
             if args.only and label not in args.only:
@@ -335,7 +363,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, to prove the script works (CI)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--engagements", type=int, default=None, help="N engagements (default 200, quick 10)")
-    parser.add_argument("--only", nargs="*", choices=["throughput", "events", "history"],
+    parser.add_argument("--only", nargs="*", choices=["throughput", "events", "history", "sqlite"],
                         help="run only these parts (the CLI timings need the throughput part)")
     args = parser.parse_args()
     from adapters.logging import configure_logging

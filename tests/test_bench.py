@@ -10,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).parent.parent
 
 KEYS = {"overhead_ratio", "engagements_per_s", "baseline_per_s", "events_per_s_batched", "batched_vs_naive",
-        "cli_help_s", "cli_status_s", "max_history_events"}
+        "cli_help_s", "cli_status_s", "max_history_events", "sqlite_wal_vs_default"}
 
 
 async def test_bench_run_quick_prints_every_figure() -> None:
