@@ -9,25 +9,18 @@ from typing import Literal, TypeAlias
 
 import asyncpg
 
+from store.locks import session_lock
+
 InboundStatus = Literal["pending", "applied", "rejected"]
 Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
 # Two deliveries of one reply at the same time (a relay retrying while the first attempt still talks to
 # Temporal) take turns: the second waits, then finds the row final.
-_LOCK_SQL = "SELECT pg_advisory_lock(hashtextextended($1, 44))"
-_UNLOCK_SQL = "SELECT pg_advisory_unlock(hashtextextended($1, 44))"
-
-
 @asynccontextmanager
 async def handling(pool: asyncpg.Pool, message_id: str) -> AsyncIterator[asyncpg.Connection]:
     """A connection holding this reply's lock for the whole reserve, apply, finish sequence."""
-    async with pool.acquire() as conn:
-        await conn.execute(_LOCK_SQL, message_id)
-        try:
-            yield conn
-        finally:
-            if not conn.is_closed():
-                await conn.execute(_UNLOCK_SQL, message_id)
+    async with session_lock(pool, message_id, 44) as conn:
+        yield conn
 
 
 async def reserve(

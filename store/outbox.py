@@ -8,25 +8,18 @@ from typing import Literal, TypeAlias
 
 import asyncpg
 
+from store.locks import session_lock
+
 OutboxStatus = Literal["pending", "sent"]
 Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
 # Two attempts at the same message (a retry racing an attempt that timed out but is still talking to the
 # relay) take turns: the second waits, then finds the row sent.
-_LOCK_SQL = "SELECT pg_advisory_lock(hashtextextended($1, 43))"
-_UNLOCK_SQL = "SELECT pg_advisory_unlock(hashtextextended($1, 43))"
-
-
 @asynccontextmanager
 async def sending(pool: asyncpg.Pool, message_id: str) -> AsyncIterator[asyncpg.Connection]:
     """A connection holding this message's lock for the whole reserve, send, mark_sent sequence."""
-    async with pool.acquire() as conn:
-        await conn.execute(_LOCK_SQL, message_id)
-        try:
-            yield conn
-        finally:
-            if not conn.is_closed():
-                await conn.execute(_UNLOCK_SQL, message_id)
+    async with session_lock(pool, message_id, 43) as conn:
+        yield conn
 
 
 async def reserve(

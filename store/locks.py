@@ -1,0 +1,21 @@
+"""Per-key Postgres advisory locks held on one connection for a whole sequence of statements."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+
+
+@asynccontextmanager
+async def session_lock(pool: asyncpg.Pool, key: str, space: int) -> AsyncIterator[asyncpg.Connection]:
+    """A connection holding the lock on `key` (in its own `space` of keys) until the block ends. Two holders
+    of the same key take turns; the lock goes with the connection if the process dies."""
+    async with pool.acquire() as conn:
+        await conn.execute("SELECT pg_advisory_lock(hashtextextended($1, $2))", key, space)
+        try:
+            yield conn
+        finally:
+            if not conn.is_closed():
+                await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, $2))", key, space)
