@@ -38,7 +38,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import asyncpg  # noqa: E402
 from rich.console import Console  # noqa: E402
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError  # noqa: E402
+from temporalio.client import (  # noqa: E402
+    Client,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError  # noqa: E402
 from temporalio.service import RPCError, RPCStatusCode  # noqa: E402
 
@@ -141,7 +146,7 @@ async def persist(call: Callable[[], Awaitable[T]], what: str, timeout: float = 
                 raise RuntimeError(f"{what}: still failing after {timeout:.0f} s: {exc}") from exc
             await asyncio.sleep(delay)
             delay = min(delay * 2, 3)
-        except (RuntimeError, OSError) as exc:
+        except (RuntimeError, OSError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{what}: still failing after {timeout:.0f} s: {exc}") from exc
             await asyncio.sleep(delay)
@@ -166,10 +171,17 @@ async def drive(client: Client, task_queue: str, engagement_id: str, session_at:
     handle = await persist(start, f"{engagement_id} start")
     await persist(lambda: handle.execute_update(EngagementWorkflow.choose_format, ChooseFormat(format="combined"),
                                                 id="choose"), f"{engagement_id} choose")
-    await persist(lambda: handle.execute_update(
-        EngagementWorkflow.schedule_session,
-        ScheduleSession(on=today, at=session_at.strftime("%H:%M:%S"), days=2), id="schedule"),
-        f"{engagement_id} schedule")
+    for attempt in range(5):
+        try:
+            await persist(lambda at=session_at, n=attempt: handle.execute_update(  # type: ignore[misc]
+                EngagementWorkflow.schedule_session,
+                ScheduleSession(on=at.date(), at=at.strftime("%H:%M:%S"), days=2), id=f"schedule-{n}"),
+                f"{engagement_id} schedule")
+            break
+        except WorkflowUpdateFailedError:
+            # The faults held this update up until its session time had passed, and the workflow rightly
+            # refused a session in the past: the consultant picks a later time.
+            session_at = (datetime.now(UTC) + timedelta(seconds=20)).replace(microsecond=0)
     await asyncio.sleep(max(0.0, (session_at - datetime.now(UTC)).total_seconds()) + 0.5)
     await persist(lambda: handle.execute_update(EngagementWorkflow.record_outcomes,
                                                 RecordOutcomes(outcomes=bench_outcomes(today)), id="outcomes"),
@@ -272,7 +284,7 @@ async def run(n: int, outage_s: float, kill_every: tuple[float, float]) -> dict[
     chaos.start_worker()
     client = await connect(settings)
     began = time.monotonic()
-    lead = 8 + n * 0.25
+    lead = 10 + n * 0.4
     session_at = (datetime.now(UTC) + timedelta(seconds=lead)).replace(microsecond=0)
     answers: Counter[str] = Counter()
     run_id = uuid.uuid4().hex[:6]
@@ -301,6 +313,7 @@ async def run(n: int, outage_s: float, kill_every: tuple[float, float]) -> dict[
     finally:
         for task in faults:
             task.cancel()
+        await asyncio.gather(*faults, return_exceptions=True)
         if chaos.worker is not None:
             stop(chaos.worker)
         chaos.stack.stop()

@@ -51,8 +51,13 @@ def classify(exc: Exception) -> tuple[int, str]:
     if isinstance(exc, TemporalUnavailable | DatabaseUnavailable | PortInUse):
         return 3, str(exc)
     try:
-        from temporalio.client import WorkflowUpdateFailedError
+        from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
         from temporalio.service import RPCError, RPCStatusCode
+
+        if isinstance(exc, WorkflowUpdateRPCTimeoutOrCancelledError):
+            # Temporal answered, but no worker took the update in time.
+            return 3, ("the engagement's worker did not answer in time; is a worker running? "
+                       "start one with `engage dev` or `engage worker`")
 
         if isinstance(exc, WorkflowUpdateFailedError):
             cause: Any = exc.cause
