@@ -51,6 +51,7 @@ from adapters.temporal import engagement_workflow_id
 from schemas.common import one_line
 from schemas.settings import Settings
 from schemas.state import AcknowledgePreread, ReportMetric, SnoozeAction
+from schemas.telemetry import REPLIES_REJECTED
 from store import inbound
 
 log = structlog.get_logger(__name__)
@@ -393,7 +394,17 @@ class ReplyHandler:
         except Exception:  # noqa: BLE001 - a bug must not lose the reply: the relay keeps it and retries
             log.exception("reply failed", peer=str(session.peer))
             return "451 4.3.0 temporary failure, try again later"
+        if result.outcome == "rejected":
+            self._count_rejection(result)
         return result.smtp_response()
+
+    def _count_rejection(self, result: ReplyOutcome) -> None:
+        runtime = self.client.service_client.config.runtime
+        if runtime is None:
+            return
+        name, description = REPLIES_REJECTED
+        reason = result.reason or "unknown"
+        runtime.metric_meter.create_counter(name, description).add(1, {"reason": reason})
 
 
 class InboundServer:
@@ -472,11 +483,13 @@ class InboundServer:
 
 async def serve(settings: Settings) -> None:
     """Run the inbound server until SIGINT or SIGTERM."""
-    from adapters.temporal import connect
+    from adapters.temporal import connect, runtime_for
     from store.db import create_pool
     from store.migrate import migrate
 
-    client = await connect(settings)
+    # Its own metrics port (ENGAGE_INBOUND_METRICS_PORT): it runs beside the worker, which has ENGAGE_METRICS_PORT.
+    client = await connect(settings, runtime_for(settings.model_copy(
+        update={"metrics_port": settings.inbound_metrics_port})))
     pool = await create_pool(settings)
     try:
         await migrate(pool)

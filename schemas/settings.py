@@ -49,6 +49,7 @@ class Settings(BaseSettings):
 
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     metrics_host: str = "127.0.0.1"
+    inbound_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     log_format: str = Field(default="auto", pattern="^(auto|json|console)$")
 
     def database_dsn(self) -> str:

@@ -65,3 +65,30 @@ async def test_metrics_endpoint_counts_messages_checkins_and_escalations(
     assert metrics[next(n for n in metrics if n.startswith("engage_checkins_received"))] == 1
     assert metrics[next(n for n in metrics if n.startswith("engage_escalations"))] == escalations
     assert any(n.startswith("temporal_") for n in metrics), "the SDK's own metrics are served too"
+
+
+async def test_rejected_replies_are_counted(time_skipping_env: WorkflowEnvironment, settings: Settings,
+                                            pool: asyncpg.Pool) -> None:
+    from email.message import EmailMessage
+
+    import aiosmtplib
+
+    from adapters.inbound import InboundServer
+
+    port = free_port()
+    client = await Client.connect(time_skipping_env.client.service_client.config.target_host,
+                                  data_converter=pydantic_data_converter,
+                                  runtime=runtime_for(settings.model_copy(update={"metrics_port": port})))
+    async with InboundServer(settings, client, pool, port=0) as server:
+        for forged in ("notatoken", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"):
+            msg = EmailMessage()
+            msg["From"], msg["Subject"] = "mallory@evil.example", "Re: check-in"
+            msg["To"] = f"checkin+{forged}@{settings.inbound_domain}"
+            msg["Message-ID"] = f"<{forged}@evil.example>"
+            msg.set_content("42")
+            try:
+                await aiosmtplib.send(msg, hostname="127.0.0.1", port=server.port)
+            except aiosmtplib.SMTPResponseException as exc:
+                assert exc.code == 550
+    metrics = scrape(port)
+    assert metrics[next(n for n in metrics if n.startswith("engage_replies_rejected"))] == 2
