@@ -14,6 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from cli.errors import BadInput, fail, guarded
+from schemas.names import EngagementFormat, Phase
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -90,24 +91,6 @@ preread_app = typer.Typer(help="Pre-reads: add one, record that a participant ha
 session_app = typer.Typer(help="The session: record its outcomes.", no_args_is_help=True)
 app.add_typer(preread_app, name="preread")
 app.add_typer(session_app, name="session")
-
-
-class FormatName(StrEnum):
-    offsite = "offsite"
-    strategy_session = "strategy_session"
-    combined = "combined"
-
-
-class PhaseName(StrEnum):
-    scoping = "scoping"
-    format_choice = "format_choice"
-    scheduling = "scheduling"
-    pre_reads = "pre_reads"
-    session = "session"
-    action_assignment = "action_assignment"
-    follow_through = "follow_through"
-    closed = "closed"
-    cancelled = "cancelled"
 
 
 def _run(fn: Callable[[], Awaitable[T]]) -> T:
@@ -313,7 +296,7 @@ def _slug(text: str) -> str:
 @app.command()
 def choose(
     engagement: str = typer.Argument(..., metavar="ENG"),
-    format: FormatName = typer.Option(..., "--format", help="offsite, strategy_session or combined"),
+    format: EngagementFormat = typer.Option(..., "--format", help="offsite, strategy_session or combined"),
     reason: str | None = typer.Option(None, "--reason", help="why, when overriding the recommendation"),
 ) -> None:
     """Confirm or override the recommended format."""
@@ -474,11 +457,10 @@ def status(
 
 @app.command("list")
 def list_(
-    phase: PhaseName | None = typer.Option(None, "--phase", help="only engagements in this phase"),
+    phase: Phase | None = typer.Option(None, "--phase", help="only engagements in this phase"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """Engagements with phase, client, next check-in and actions at risk."""
-    from schemas.events import Phase
     from schemas.state import EngagementList
 
     async def go() -> EngagementList:
@@ -487,7 +469,7 @@ def list_(
 
         pool = await create_pool(_settings())
         try:
-            return EngagementList(engagements=await list_engagements(pool, Phase(phase.value) if phase else None))
+            return EngagementList(engagements=await list_engagements(pool, phase))
         finally:
             await pool.close()
 

@@ -12,22 +12,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
+from schemas.names import Phase
 from schemas.outcomes import Metric, Outcomes, Owner
 from schemas.recommendation import EngagementFormat, Recommendation
 from schemas.scoping import Scoping
 from schemas.status import ActionStatus
-
-
-class Phase(StrEnum):
-    scoping = "scoping"
-    format_choice = "format_choice"
-    scheduling = "scheduling"
-    pre_reads = "pre_reads"
-    session = "session"
-    action_assignment = "action_assignment"
-    follow_through = "follow_through"
-    closed = "closed"
-    cancelled = "cancelled"
 
 
 class MessageKind(StrEnum):

@@ -6,11 +6,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-
-class EngagementFormat(StrEnum):
-    offsite = "offsite"
-    strategy_session = "strategy_session"
-    combined = "combined"  # an offsite that hosts a strategy session
+from schemas.names import EngagementFormat
 
 
 class Venue(StrEnum):
