@@ -101,6 +101,16 @@ def _emit_json(model: BaseModel) -> None:
     sys.stdout.write(model.model_dump_json() + "\n")
 
 
+def _show(result: BaseModel, as_json: bool, printer: str) -> None:
+    """One JSON object on stdout with --json, else the human view `cli.views.<printer>` (imported only then)."""
+    if as_json:
+        _emit_json(result)
+        return
+    from cli import views
+
+    getattr(views, printer)(_console(), result)
+
+
 def _settings() -> Any:
     from schemas.settings import get_settings
 
@@ -220,12 +230,7 @@ def recommend(
     from schemas.scoping import Scoping
 
     recommendation = guarded(lambda: recommend_format(load_model(scoping_file, Scoping)))
-    if as_json:
-        _emit_json(recommendation)
-        return
-    from cli.views import print_recommendation
-
-    print_recommendation(_console(), recommendation)
+    _show(recommendation, as_json, "print_recommendation")
 
 
 @app.command()
@@ -447,12 +452,7 @@ def status(
             raise
 
     result = _run(go)
-    if as_json:
-        _emit_json(result)
-        return
-    from cli.views import print_status
-
-    print_status(_console(), result)
+    _show(result, as_json, "print_status")
 
 
 @app.command("list")
@@ -474,12 +474,7 @@ def list_(
             await pool.close()
 
     result = _run(go)
-    if as_json:
-        _emit_json(result)
-        return
-    from cli.views import print_list
-
-    print_list(_console(), result)
+    _show(result, as_json, "print_list")
 
 
 @app.command()
@@ -504,12 +499,7 @@ def timeline(
             await pool.close()
 
     result = _run(go)
-    if as_json:
-        _emit_json(result)
-        return
-    from cli.views import print_timeline
-
-    print_timeline(_console(), result)
+    _show(result, as_json, "print_timeline")
 
 
 class ReportFormat(StrEnum):

@@ -381,18 +381,8 @@ class EngagementWorkflow:
     @workflow.update
     async def report_metric(self, raw: Any) -> ActionView:
         request = _parse(ReportMetric, raw)
-        view = self._actions[request.action_id]
-        target = view.values_received + 1
-        await self._children[request.action_id].signal(ActionFollowThroughWorkflow.report, request)
-        # The update answers once the follow-through has recorded the value and computed the status.
-        await workflow.wait_condition(
-            lambda: self._actions[request.action_id].values_received >= target
-            or self._actions[request.action_id].closed_reason is not None)
-        view = self._actions[request.action_id]
-        if view.values_received < target:
-            # The action closed (its horizon) while the value was on its way: say so, never drop it silently.
-            raise _reject(f"action: {request.action_id} closed ({view.closed_reason}) before the value was recorded")
-        return view
+        return await self._forward(request.action_id, ActionFollowThroughWorkflow.report, request,
+                                   counter="values_received", what="the value was recorded")
 
     @report_metric.validator
     def _validate_report_metric(self, raw: Any) -> None:
@@ -402,15 +392,8 @@ class EngagementWorkflow:
     @workflow.update
     async def snooze_action(self, raw: Any) -> ActionView:
         request = _parse(SnoozeAction, raw)
-        target = self._actions[request.action_id].snoozes + 1
-        await self._children[request.action_id].signal(ActionFollowThroughWorkflow.snooze, request)
-        await workflow.wait_condition(
-            lambda: self._actions[request.action_id].snoozes >= target
-            or self._actions[request.action_id].closed_reason is not None)
-        view = self._actions[request.action_id]
-        if view.snoozes < target:
-            raise _reject(f"action: {request.action_id} closed ({view.closed_reason}) before the snooze applied")
-        return view
+        return await self._forward(request.action_id, ActionFollowThroughWorkflow.snooze, request,
+                                   counter="snoozes", what="the snooze applied")
 
     @snooze_action.validator
     def _validate_snooze_action(self, raw: Any) -> None:
@@ -427,6 +410,20 @@ class EngagementWorkflow:
     def _validate_cancel(self, raw: Any) -> None:
         _parse(CancelEngagement, raw)
         self._require_open()
+
+    async def _forward(self, action_id: str, signal: Any, request: ReportMetric | SnoozeAction, *,
+                       counter: str, what: str) -> ActionView:
+        """Hand an owner's input to the action's follow-through and answer once it has applied it (its
+        `counter` rose), so the caller sees the resulting status and next check-in."""
+        target = getattr(self._actions[action_id], counter) + 1
+        await self._children[action_id].signal(signal, request)
+        await workflow.wait_condition(lambda: getattr(self._actions[action_id], counter) >= target
+                                      or self._actions[action_id].closed_reason is not None)
+        view = self._actions[action_id]
+        if getattr(view, counter) < target:
+            # The action closed (its horizon) while the input was on its way: say so, never drop it silently.
+            raise _reject(f"action: {action_id} closed ({view.closed_reason}) before {what}")
+        return view
 
     def _require_action(self, action_id: str) -> ActionView:
         self._require_open()
