@@ -12,8 +12,6 @@ from pydantic import SecretStr
 
 from adapters.calendar import CalendarStore, resource_name
 from adapters.ics import build_ics
-from devstack.process import free_port
-from devstack.radicale import RadicaleServer
 from schemas.messages import CalendarEntry, Recipient
 from schemas.settings import Settings
 
@@ -21,21 +19,9 @@ BERLIN_9AM = datetime(2027, 3, 4, 8, 0, tzinfo=UTC)  # 09:00 CET
 
 
 @pytest.fixture(scope="module")
-def radicale_ad(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RadicaleServer]:
-    server = RadicaleServer(tmp_path_factory.mktemp("adapters-calendar"), free_port())
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def settings_cal_ad(radicale_ad: RadicaleServer) -> Settings:
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        caldav_url=radicale_ad.url,
-        caldav_user="engage",
-        caldav_password=SecretStr("any"),
-    )
+def settings_cal_ad(settings: Settings) -> Settings:
+    """The session's real Radicale (tests/conftest.py); it accepts any user and password."""
+    return settings.model_copy(update={"caldav_user": "engage", "caldav_password": SecretStr("any")})
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import email
 import email.policy
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -18,7 +17,6 @@ import aiosmtplib
 import asyncpg
 import icalendar
 import pytest
-import pytest_asyncio
 from aiosmtpd.controller import Controller
 from pydantic import SecretStr
 
@@ -37,7 +35,6 @@ from adapters.email import (
     verify_reply_token,
 )
 from devstack.mailsink import MailSink
-from devstack.postgres import EmbeddedPostgres
 from devstack.process import free_port
 from schemas.events import MessageKind
 from schemas.messages import (
@@ -51,8 +48,6 @@ from schemas.messages import (
 )
 from schemas.settings import Settings
 from store import outbox
-from store.db import create_pool
-from store.migrate import migrate
 
 SECRET = "test-reply-secret"
 NOW = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)
@@ -69,49 +64,18 @@ CALENDAR_KINDS = {MessageKind.invitation, MessageKind.invitation_cancel, Message
 
 
 @pytest.fixture(scope="module")
-def tmp_ad(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("adapters-email")
+def settings_ad(settings: Settings) -> Settings:
+    """The session's real Postgres and SMTP sink (tests/conftest.py), with this module's addresses and secret."""
+    return settings.model_copy(update={
+        "mail_from": "engage@engage.example",
+        "inbound_domain": "in.engage.example",
+        "reply_secret": SecretStr(SECRET),
+    })
 
 
 @pytest.fixture(scope="module")
-def postgres_ad(tmp_ad: Path) -> Iterator[str]:
-    server = EmbeddedPostgres(tmp_ad / "pg", free_port(), durable=False)
-    url = server.start()
-    yield url
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def sink_ad(tmp_ad: Path) -> Iterator[MailSink]:
-    sink = MailSink(tmp_ad / "mail", free_port())
-    sink.start()
-    yield sink
-    sink.stop()
-
-
-@pytest.fixture(scope="module")
-def settings_ad(postgres_ad: str, sink_ad: MailSink) -> Settings:
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        database_url=postgres_ad,
-        smtp_url=sink_ad.url,
-        mail_from="engage@engage.example",
-        inbound_domain="in.engage.example",
-        reply_secret=SECRET,
-    )
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def pool_ad(settings_ad: Settings) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(settings_ad)
-    await migrate(pool)
-    yield pool
-    await pool.close()
-
-
-@pytest.fixture(scope="module")
-def mailer_ad(settings_ad: Settings, pool_ad: asyncpg.Pool) -> Mailer:
-    return Mailer(settings_ad, pool_ad)
+def mailer_ad(settings_ad: Settings, pool: asyncpg.Pool) -> Mailer:
+    return Mailer(settings_ad, pool)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -270,13 +234,13 @@ def test_numbers_read_like_numbers() -> None:
 
 @pytest.mark.parametrize("kind", list(MessageKind))
 async def test_every_kind_arrives_with_headers_and_parts(
-    kind: MessageKind, mailer_ad: Mailer, sink_ad: MailSink, settings_ad: Settings
+    kind: MessageKind, mailer_ad: Mailer, mail_sink: MailSink, settings_ad: Settings
 ) -> None:
     message = make_message(kind)
     result = await mailer_ad.send(message)
     assert result == SendResult(message_id=message_id_for(message.key, "engage.example"), delivered_now=True)
 
-    [(raw, got)] = delivered(sink_ad, result.message_id)
+    [(raw, got)] = delivered(mail_sink, result.message_id)
     subject, text, html = render(message)
     assert got["Subject"] == subject
     assert got["From"].addresses[0].addr_spec == "engage@engage.example"
@@ -310,9 +274,9 @@ async def test_every_kind_arrives_with_headers_and_parts(
     assert attachments == (["invite.ics"] if kind in CALENDAR_KINDS else [])
 
 
-async def test_invitation_carries_a_calendar_request(mailer_ad: Mailer, sink_ad: MailSink) -> None:
+async def test_invitation_carries_a_calendar_request(mailer_ad: Mailer, mail_sink: MailSink) -> None:
     result = await mailer_ad.send(make_message(MessageKind.invitation))
-    [(_, got)] = delivered(sink_ad, result.message_id)
+    [(_, got)] = delivered(mail_sink, result.message_id)
     part = calendar_part(got)
     assert part.get_param("method") == "REQUEST"
     cal = icalendar.Calendar.from_ical(part.get_content())
@@ -342,9 +306,9 @@ async def test_invitation_carries_a_calendar_request(mailer_ad: Mailer, sink_ad:
     assert icalendar.Calendar.from_ical(attachment.get_content())["METHOD"] == "REQUEST"
 
 
-async def test_cancellation_carries_method_cancel(mailer_ad: Mailer, sink_ad: MailSink) -> None:
+async def test_cancellation_carries_method_cancel(mailer_ad: Mailer, mail_sink: MailSink) -> None:
     result = await mailer_ad.send(make_message(MessageKind.invitation_cancel))
-    [(_, got)] = delivered(sink_ad, result.message_id)
+    [(_, got)] = delivered(mail_sink, result.message_id)
     part = calendar_part(got)
     assert part.get_param("method") == "CANCEL"
     cal = icalendar.Calendar.from_ical(part.get_content())
@@ -354,13 +318,13 @@ async def test_cancellation_carries_method_cancel(mailer_ad: Mailer, sink_ad: Ma
     assert event["SEQUENCE"] == 1
 
 
-async def test_action_due_date_is_an_all_day_entry(mailer_ad: Mailer, sink_ad: MailSink) -> None:
+async def test_action_due_date_is_an_all_day_entry(mailer_ad: Mailer, mail_sink: MailSink) -> None:
     entry = CalendarEntry(uid="acme-2027/A2/due", summary="Due: Grow the partner pipeline",
                           all_day=date(2027, 6, 30), timezone="Europe/Berlin",
                           organizer=Recipient(name="Cora Consultant", email="cora@consult.example"),
                           attendees=[Recipient(name="Ben Owner", email="ben@acme.example")])
     result = await mailer_ad.send(make_message(MessageKind.action_assignment, calendar=entry))
-    [(_, got)] = delivered(sink_ad, result.message_id)
+    [(_, got)] = delivered(mail_sink, result.message_id)
     cal = icalendar.Calendar.from_ical(calendar_part(got).get_content())
     [event] = cal.walk("VEVENT")
     assert event["DTSTART"].dt == date(2027, 6, 30)
@@ -374,7 +338,7 @@ async def test_action_due_date_is_an_all_day_entry(mailer_ad: Mailer, sink_ad: M
 # ---------------------------------------------------------------------------------------------------------
 
 
-async def test_hostile_names_render_safely_and_inject_no_header(mailer_ad: Mailer, sink_ad: MailSink) -> None:
+async def test_hostile_names_render_safely_and_inject_no_header(mailer_ad: Mailer, mail_sink: MailSink) -> None:
     # model_construct bypasses the schema's own rejection of line breaks: this is the adapter's last line.
     context = full_context().model_copy(update={
         "recipient_name": "مدير المشروع 🚀\r\nBcc: victim@evil.example",
@@ -392,7 +356,7 @@ async def test_hostile_names_render_safely_and_inject_no_header(mailer_ad: Maile
         "cc": [cc],
     })
     result = await mailer_ad.send(message)
-    [(raw, got)] = delivered(sink_ad, result.message_id)
+    [(raw, got)] = delivered(mail_sink, result.message_id)
 
     names = {n.lower() for n in header_names(raw)}
     assert not names & {"bcc", "x-injected", "x-client-injected", "x-cc-injected"}
@@ -439,41 +403,41 @@ def test_build_email_never_puts_a_line_break_in_a_header(settings_ad: Settings) 
 
 
 async def test_the_same_message_twice_is_delivered_once(
-    mailer_ad: Mailer, sink_ad: MailSink, pool_ad: asyncpg.Pool
+    mailer_ad: Mailer, mail_sink: MailSink, pool: asyncpg.Pool
 ) -> None:
     message = make_message(MessageKind.checkin_request)
     first = await mailer_ad.send(message)
     second = await mailer_ad.send(message)
     assert first.delivered_now is True and second.delivered_now is False
     assert first.message_id == second.message_id
-    assert len(delivered(sink_ad, first.message_id)) == 1
-    row = await outbox.status_of(pool_ad, first.message_id)
+    assert len(delivered(mail_sink, first.message_id)) == 1
+    row = await outbox.status_of(pool, first.message_id)
     assert row is not None
     assert (row["status"], row["attempts"], row["kind"]) == ("sent", 1, "checkin_request")
     assert row["recipients"] == ["ana@acme.example"] and row["sent_at"] is not None
 
 
-async def test_concurrent_sends_of_one_message_deliver_once(mailer_ad: Mailer, sink_ad: MailSink) -> None:
+async def test_concurrent_sends_of_one_message_deliver_once(mailer_ad: Mailer, mail_sink: MailSink) -> None:
     message = make_message(MessageKind.preread)
     results = await asyncio.gather(*(mailer_ad.send(message) for _ in range(4)))
     assert sorted(r.delivered_now for r in results) == [False, False, False, True]
-    assert len(delivered(sink_ad, results[0].message_id)) == 1
+    assert len(delivered(mail_sink, results[0].message_id)) == 1
 
 
 async def test_smtp_down_raises_then_delivers_exactly_once(
-    settings_ad: Settings, pool_ad: asyncpg.Pool, tmp_ad: Path
+    settings_ad: Settings, pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
     port = free_port()
     settings = settings_ad.model_copy(update={"smtp_url": SecretStr(f"smtp://127.0.0.1:{port}")})
-    mailer = Mailer(settings, pool_ad)
+    mailer = Mailer(settings, pool)
     message = make_message(MessageKind.checkin_reminder)
     with pytest.raises((aiosmtplib.SMTPException, OSError)) as caught:
         await mailer.send(message)
     assert not isinstance(caught.value, PermanentDeliveryError)
-    row = await outbox.status_of(pool_ad, mailer.message_id(message))
+    row = await outbox.status_of(pool, mailer.message_id(message))
     assert row is not None and (row["status"], row["attempts"]) == ("pending", 1)
 
-    late_sink = MailSink(tmp_ad / "late-mail", port)
+    late_sink = MailSink(tmp_path / "late-mail", port)
     late_sink.start()
     try:
         assert (await mailer.send(message)).delivered_now is True
@@ -482,7 +446,7 @@ async def test_smtp_down_raises_then_delivers_exactly_once(
         assert len(late_sink.messages()) == 1
     finally:
         late_sink.stop()
-    row = await outbox.status_of(pool_ad, mailer.message_id(message))
+    row = await outbox.status_of(pool, mailer.message_id(message))
     assert row is not None and (row["status"], row["attempts"]) == ("sent", 2)
 
 
@@ -498,19 +462,19 @@ class RefusingHandler:
 
 
 @pytest.mark.parametrize("code", [550, 451])
-async def test_refused_recipient(code: int, settings_ad: Settings, pool_ad: asyncpg.Pool) -> None:
+async def test_refused_recipient(code: int, settings_ad: Settings, pool: asyncpg.Pool) -> None:
     port = free_port()
     controller = Controller(RefusingHandler(code), hostname="127.0.0.1", port=port, ready_timeout=10)
     controller.start()
     try:
         settings = settings_ad.model_copy(
             update={"smtp_url": SecretStr(f"smtp://127.0.0.1:{port}")})
-        mailer = Mailer(settings, pool_ad)
+        mailer = Mailer(settings, pool)
         message = make_message(MessageKind.checkin_request)
         with pytest.raises(aiosmtplib.SMTPException if code < 500 else PermanentDeliveryError) as caught:
             await mailer.send(message)
         assert isinstance(caught.value, PermanentDeliveryError) == (code >= 500)
-        row = await outbox.status_of(pool_ad, mailer.message_id(message))
+        row = await outbox.status_of(pool, mailer.message_id(message))
         assert row is not None and row["status"] == "pending"
     finally:
         controller.stop()
