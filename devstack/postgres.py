@@ -56,6 +56,9 @@ def _run_as() -> str | None:
         if (bin_dir.parent / "share").exists():
             utils.ensure_folder_permissions(bin_dir.parent / "share", read)
         marker.touch()
+    # The binaries may live under a folder only root can enter (a clone in `mktemp -d`, mode 0700): let the
+    # server's user through every folder above them, as it already is above the data directory.
+    utils.ensure_prefix_permissions(bin_dir)
     return SYSTEM_USER
 
 
