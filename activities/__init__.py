@@ -16,9 +16,12 @@ def build_activities(settings: Settings, pool: asyncpg.Pool) -> list[Callable[..
     from activities.store import StoreActivities
     from adapters.calendar import CalendarStore
     from adapters.email import Mailer
+    from store.events import EventWriter
 
-    store = StoreActivities(pool)
-    notify = NotifyActivities(pool, Mailer(settings, pool))
+    # One writer per worker: appends from all its activities share group commits.
+    writer = EventWriter(pool)
+    store = StoreActivities(writer)
+    notify = NotifyActivities(writer, Mailer(settings, pool))
     calendar = CalendarActivities(CalendarStore(settings))
     return [
         store.append_events,

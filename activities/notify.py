@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import asyncpg
 import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from adapters.email import Mailer, PermanentDeliveryError, render
+from adapters.email import Mailer, PermanentDeliveryError
 from schemas.events import MessageSent, NewEvent
 from schemas.messages import OutboundMessage, SendResult
 from schemas.telemetry import MESSAGES_SENT
-from store import events
+from store.events import EventWriter
 
 log = structlog.get_logger(__name__)
 
 
 class NotifyActivities:
-    def __init__(self, pool: asyncpg.Pool, mailer: Mailer) -> None:
-        self.pool = pool
+    def __init__(self, writer: EventWriter, mailer: Mailer) -> None:
+        self.writer = writer
         self.mailer = mailer
 
     @activity.defn(name="send_message")
@@ -33,16 +32,16 @@ class NotifyActivities:
         if result.delivered_now:
             name, description = MESSAGES_SENT
             activity.metric_meter().create_counter(name, description).add(1, {"kind": message.kind.value})
-        subject, _, _ = render(message)
         recipients = [message.to.email, *(c.email for c in message.cc)]
-        await events.append(self.pool, message.engagement_id, [
+        await self.writer.append(message.engagement_id, [
             NewEvent(
                 key=f"{message.key}#sent",
                 occurred_at=activity.info().current_attempt_scheduled_time,
                 event=MessageSent(message_id=result.message_id, kind=message.kind, recipients=recipients,
-                                  subject=subject, action_id=message.action_id),
+                                  subject=result.subject, action_id=message.action_id),
             )
         ])
+        # The one log line per message (the Mailer does not log its own success).
         bound.info("message sent" if result.delivered_now else "message already sent",
-                   message_id=result.message_id)
+                   message_id=result.message_id, recipients=len(recipients))
         return result

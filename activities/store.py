@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import asyncpg
 import structlog
 from temporalio import activity
 
 from schemas.events import AppendBatch
-from store import events
+from store.events import EventWriter
 
 log = structlog.get_logger(__name__)
 
 
 class StoreActivities:
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self.pool = pool
+    def __init__(self, writer: EventWriter) -> None:
+        self.writer = writer
 
     @activity.defn(name="append_events")
     async def append_events(self, batch: AppendBatch) -> list[int]:
-        seqs = await events.append(self.pool, batch.engagement_id, batch.events)
+        seqs = await self.writer.append(batch.engagement_id, batch.events)
         log.debug("events appended", engagement_id=batch.engagement_id, count=len(seqs),
                   workflow_id=activity.info().workflow_id)
         return seqs

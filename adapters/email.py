@@ -559,14 +559,12 @@ class Mailer:
                 subject=str(mime["Subject"]),
             )
             if status == "sent":
-                bound.info("message already sent")
-                return SendResult(message_id=message_id, delivered_now=False)
+                return SendResult(message_id=message_id, delivered_now=False, subject=str(mime["Subject"]))
             refused = await self._deliver(mime, recipients)
             await outbox.mark_sent(conn, message_id)
         if refused:
             bound.warning("some recipients refused", refused=refused)
-        bound.info("message sent", recipients=len(recipients))
-        return SendResult(message_id=message_id, delivered_now=True)
+        return SendResult(message_id=message_id, delivered_now=True, subject=str(mime["Subject"]))
 
     async def _deliver(self, mime: EmailMessage, recipients: list[str]) -> dict[str, str]:
         """One SMTP conversation; returns the recipients the relay refused while accepting the others."""

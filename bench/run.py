@@ -7,8 +7,8 @@ sink, Radicale), then measures:
 - engagements_per_s vs baseline_per_s -> overhead_ratio: N engagements (3 actions x 4 check-ins, cadence of
   seconds) from start to closed with the real activities, against a bare workflow doing the same number of
   activities and timers (counted from one of our histories) with no-op activities, on the same server;
-- events_per_s_batched, batched_vs_naive: event-store appends in the batches the activities send, against
-  one append per event;
+- events_per_s_batched, batched_vs_naive: event-store appends in the batches the activities send, through the
+  worker's group-commit writer, against one event per transaction;
 - cli_help_s, cli_status_s: medians of 10 runs of `engage --help` and `engage status ENG`;
 - max_history_events: the largest single-run history of a 52-week weekly action and of a 20-action
   engagement (time-skipping server).
@@ -60,7 +60,7 @@ from schemas.state import (  # noqa: E402
     ScheduleSession,
 )
 from store.db import create_pool  # noqa: E402
-from store.events import append  # noqa: E402
+from store.events import EventWriter, append  # noqa: E402
 from store.migrate import migrate  # noqa: E402
 from workflows.engagement import EngagementWorkflow  # noqa: E402
 from workflows.follow_through import ActionFollowThroughWorkflow  # noqa: E402
@@ -210,6 +210,11 @@ def event_batches(engagement_id: str, rounds: int) -> list[list[ev.NewEvent]]:
 
 
 async def event_store(pool: asyncpg.Pool, engagements: int, rounds: int) -> dict[str, Any]:
+    """The same logs written two ways, `engagements` of them appending concurrently as workflows do:
+    naive, one event per transaction (`append` of a single event: its INSERT and its projection, committed);
+    batched, the batches the activities send, through the worker's group-commit `EventWriter`."""
+    writer = EventWriter(pool)
+
     async def timed(batched: bool) -> tuple[float, int]:
         run = uuid.uuid4().hex[:6]
         logs = [event_batches(f"ev-{run}-{i}", rounds) for i in range(engagements)]
@@ -218,7 +223,7 @@ async def event_store(pool: asyncpg.Pool, engagements: int, rounds: int) -> dict
         async def one(engagement_id: str, log: list[list[ev.NewEvent]]) -> None:
             for batch in log:
                 if batched:
-                    await append(pool, engagement_id, batch)
+                    await writer.append(engagement_id, batch)
                 else:
                     for event in batch:
                         await append(pool, engagement_id, [event])
@@ -229,8 +234,10 @@ async def event_store(pool: asyncpg.Pool, engagements: int, rounds: int) -> dict
 
     naive_s, total = await timed(batched=False)
     batched_s, _ = await timed(batched=True)
+    batches = len(event_batches("count", rounds))
     return {"events": total, "events_per_s_batched": round(total / batched_s, 1),
-            "events_per_s_naive": round(total / naive_s, 1), "batched_vs_naive": round(naive_s / batched_s, 2)}
+            "events_per_s_naive": round(total / naive_s, 1), "batched_vs_naive": round(naive_s / batched_s, 2),
+            "batches_per_commit": round(batches * engagements / max(1, writer.commits), 1)}
 
 
 def median_seconds(args: list[str], env: dict[str, str], runs: int = 10) -> float:

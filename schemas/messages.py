@@ -104,6 +104,7 @@ class OutboundMessage(BaseModel):
 class SendResult(BaseModel):
     message_id: str
     delivered_now: bool = Field(description="False when an earlier attempt had already delivered it")
+    subject: str = Field(default="", description="The rendered subject line, for the `message_sent` event")
 
 
 class CalendarUpsert(BaseModel):

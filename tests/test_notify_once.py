@@ -33,7 +33,7 @@ from schemas.messages import MessageContext, OutboundMessage, Recipient, ReplySc
 from schemas.settings import Settings
 from schemas.state import ChooseFormat, ScheduleSession
 from store import outbox
-from store.events import append, read_log
+from store.events import EventWriter, append, read_log
 from tests.conftest import unique_id
 from tests.lifecycle import running_worker, scoping, start
 from workflows.engagement import EngagementWorkflow as EW
@@ -94,7 +94,7 @@ async def test_a_failure_before_sending_then_a_retry_delivers_once(
     await begin(pool, eid)
     port = free_port()
     settings = smtp_on(settings, port)
-    acts = NotifyActivities(pool, Mailer(settings, pool))
+    acts = NotifyActivities(EventWriter(pool), Mailer(settings, pool))
     message = checkin(eid)
     message_id = acts.mailer.message_id(message)
     env = activity_env(eid)
@@ -129,7 +129,7 @@ async def test_a_failure_after_the_commit_then_a_retry_sends_nothing(
     sink.start()
     try:
         settings = smtp_on(settings, sink.port)
-        acts = NotifyActivities(pool, Mailer(settings, pool))
+        acts = NotifyActivities(EventWriter(pool), Mailer(settings, pool))
         message = checkin(eid)
         message_id = acts.mailer.message_id(message)
         env = activity_env(eid)
@@ -166,7 +166,7 @@ async def test_the_crash_window_sends_a_duplicate_with_the_same_message_id(
     try:
         settings = smtp_on(settings, sink.port)
         mailer = Mailer(settings, pool)
-        acts = NotifyActivities(pool, mailer)
+        acts = NotifyActivities(EventWriter(pool), mailer)
         message = checkin(eid)
         message_id = mailer.message_id(message)
 

@@ -15,7 +15,7 @@ from schemas import events as ev
 from schemas.outcomes import Outcomes
 from schemas.scoping import Scoping
 from schemas.status import ActionStatus
-from store.events import append, read_log
+from store.events import EventWriter, append, read_log
 from store.migrate import migrate
 from store.projections import READ_MODELS, rebuild_projections
 from tests.conftest import unique_id
@@ -139,6 +139,66 @@ async def test_rebuild_equals_live_read_models(pool: asyncpg.Pool) -> None:
     replayed = await rebuild_projections(pool)
     assert replayed >= 2 * len(events) + 14
     assert await snapshot(pool) == live
+
+
+async def test_group_commit_writes_many_engagements_together_and_equals_one_by_one(pool: asyncpg.Pool) -> None:
+    """Concurrent appends of many engagements share transactions, and the log and read models are the same
+    as when each batch is written on its own."""
+    writer = EventWriter(pool)
+    grouped = [unique_id("gc") for _ in range(8)]
+    alone = [unique_id("gc-alone") for _ in range(8)]
+
+    async def replay(eid: str, appender: object) -> list[list[int]]:
+        events = mixed_events(eid)
+        batches = [events[:2], events[2:9], events[9:14], events[14:18], events[18:]]
+        return [await appender(eid, b) for b in batches]  # type: ignore[operator]
+
+    seqs = await asyncio.gather(*(replay(eid, writer.append) for eid in grouped))
+    await asyncio.gather(*(replay(eid, lambda e, b: append(pool, e, b)) for eid in alone))
+    n = len(mixed_events("x"))
+    assert all(sum(s, []) == list(range(1, n + 1)) for s in seqs)
+    assert writer.commits < 8 * 5, "concurrent appends should have shared transactions"
+    for mine, theirs in zip(grouped, alone, strict=True):
+        ours = await pool.fetch("SELECT seq, key, type, payload FROM events WHERE engagement_id = $1"
+                                " ORDER BY seq", mine)
+        other = await pool.fetch("SELECT seq, key, type, payload FROM events WHERE engagement_id = $1"
+                                 " ORDER BY seq", theirs)
+        assert [(r["seq"], r["key"].replace(mine, theirs), r["type"]) for r in ours] == \
+            [(r["seq"], r["key"], r["type"]) for r in other]
+        for table in ("engagements", "actions", "checkins", "participants", "outbound_messages"):
+            rows = {eid: sorted(tuple(str(v) for k, v in r.items() if k != "engagement_id")
+                                for r in await pool.fetch(
+                                    f"SELECT * FROM {table} WHERE engagement_id = $1", eid))  # noqa: S608
+                    for eid in (mine, theirs)}
+            assert rows[mine] == rows[theirs], table
+    live = await snapshot(pool)
+    await rebuild_projections(pool)
+    assert await snapshot(pool) == live
+
+
+async def test_a_bad_batch_in_a_group_fails_only_its_caller(pool: asyncpg.Pool) -> None:
+    writer = EventWriter(pool)
+    good = [unique_id("gc-good") for _ in range(5)]
+    bad = unique_id("gc-bad")
+    # A check-in for an action that was never assigned breaks the checkins foreign key.
+    orphan = ev.NewEvent(key=f"{bad}/A9/checkin/1/requested", occurred_at=T0,
+                         event=ev.CheckInRequested(action_id="A9", number=1))
+    results = await asyncio.gather(*(writer.append(eid, mixed_events(eid)[:6]) for eid in good),
+                                   writer.append(bad, [*mixed_events(bad)[:1], orphan]),
+                                   return_exceptions=True)
+    assert results[:5] == [[1, 2, 3, 4, 5, 6]] * 5
+    assert isinstance(results[5], asyncpg.ForeignKeyViolationError)
+    assert await read_log(pool, bad) == [], "the bad batch is not half written"
+    assert [len(await read_log(pool, eid)) for eid in good] == [6] * 5
+
+
+async def test_a_retried_batch_in_the_same_group_is_stored_once(pool: asyncpg.Pool) -> None:
+    writer = EventWriter(pool)
+    eid = unique_id("gc-twice")
+    batch = mixed_events(eid)[:4]
+    first, second = await asyncio.gather(writer.append(eid, batch), writer.append(eid, batch))
+    assert first == second == [1, 2, 3, 4]
+    assert [e.key for e in await read_log(pool, eid)] == [e.key for e in batch]
 
 
 async def test_the_log_is_append_only(pool: asyncpg.Pool) -> None:
