@@ -28,6 +28,7 @@ def build_worker(client: Client, settings: Settings, activities: list) -> Worker
         activities=activities,
         # A restarted worker should pick up cached workflows within seconds, not after the default 10 s.
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),
+        max_cached_workflows=settings.max_cached_workflows,
         graceful_shutdown_timeout=timedelta(seconds=10),
     )
 

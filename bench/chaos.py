@@ -49,7 +49,6 @@ from temporalio.service import RPCError, RPCStatusCode  # noqa: E402
 
 from adapters.temporal import connect, engagement_workflow_id  # noqa: E402
 from bench.run import Stack, bench_outcomes, bench_scoping  # noqa: E402
-from devstack.mailsink import MailSink  # noqa: E402
 from devstack.process import spawn, stop  # noqa: E402
 from schemas.events import Phase  # noqa: E402
 from schemas.settings import Settings  # noqa: E402
@@ -127,8 +126,10 @@ class Chaos:
         await asyncio.sleep(at)
         await asyncio.to_thread(self.stack.mail.stop)
         await asyncio.sleep(self.outage_s)
-        self.stack.mail = MailSink(self.stack.mail.folder, self.stack.mail.port)
-        await asyncio.to_thread(self.stack.mail.start)
+        # Relaunched from the thread that launched the Postgres restarts: it lives for the whole run, and a
+        # child dies with the thread that spawned it.
+        await asyncio.to_thread(self.stack.mail.launch)
+        await asyncio.to_thread(self.stack.mail.wait_ready)
         self.faults["smtp_outage"] += 1
 
 

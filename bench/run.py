@@ -6,7 +6,7 @@ Starts its own stack on free loopback ports (an in-memory Temporal dev server, e
 sink, Radicale), then measures:
 - engagements_per_s vs baseline_per_s -> overhead_ratio: N engagements (3 actions x 4 check-ins, cadence of
   seconds) from start to closed with the real activities, against a bare workflow doing the same number of
-  activities and timers (counted from one of our histories) with no-op activities, on the same server;
+  activities and timers (the average of all our histories in the run) with no-op activities, on the same server;
 - events_per_s_batched, batched_vs_naive: event-store appends in the batches the activities send, through the
   worker's group-commit writer, against one event per transaction;
 - cli_help_s, cli_status_s: medians of 10 runs of `engage --help` and `engage status ENG`;
@@ -43,9 +43,9 @@ from temporalio.worker import Worker  # noqa: E402
 from activities import build_activities  # noqa: E402
 from adapters.temporal import connect, engagement_workflow_id  # noqa: E402
 from bench.bare import BareChild, BareEngagement, Shape, bare_noop  # noqa: E402
-from devstack.mailsink import MailSink  # noqa: E402
 from devstack.postgres import EmbeddedPostgres  # noqa: E402
-from devstack.process import free_port  # noqa: E402
+from devstack.process import free_port, spawn, wait_for_port  # noqa: E402
+from devstack.process import stop as stop_process  # noqa: E402
 from devstack.radicale import RadicaleServer  # noqa: E402
 from devstack.temporal import TemporalDevServer  # noqa: E402
 from schemas import events as ev  # noqa: E402
@@ -73,22 +73,43 @@ HORIZON_S = 8.5  # four check-ins at 2, 4, 6 and 8 s
 console = Console(stderr=True)
 
 
+class MailSinkProcess:
+    """The SMTP sink in its own process: in a thread of the bench it would take the worker's interpreter lock,
+    which no real relay does."""
+
+    def __init__(self, folder: Path, port: int) -> None:
+        self.folder, self.port = folder, port
+        self.url = f"smtp://127.0.0.1:{port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def launch(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.proc = spawn([sys.executable, "-m", "devstack.mailsink", str(self.folder), str(self.port)],
+                          log_path=self.folder.parent / "mailsink.log", env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+    def wait_ready(self) -> None:
+        wait_for_port(self.port, 30, proc=self.proc, what="the SMTP sink")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+
+
 class Stack:
-    """Every real part on free loopback ports, in a temporary folder."""
+    """Every real part on free loopback ports, in a temporary folder, each in its own process."""
 
     def __init__(self, folder: Path, *, persistent: bool = False, fast_sqlite: bool = True) -> None:
         self.folder = folder
         self.temporal = TemporalDevServer(folder / "temporal", free_port(), free_port(), persistent=persistent,
                                           fast_sqlite=fast_sqlite)
         self.postgres = EmbeddedPostgres(folder / "pg", free_port())
-        self.mail = MailSink(folder / "mail", free_port())
+        self.mail = MailSinkProcess(folder / "mail", free_port())
         self.radicale = RadicaleServer(folder / "radicale", free_port())
 
     def start(self) -> Settings:
-        for part in (self.temporal, self.postgres, self.radicale):
+        for part in (self.temporal, self.postgres, self.radicale, self.mail):
             part.launch()
-        self.mail.start()
-        for part in (self.temporal, self.postgres, self.radicale):
+        for part in (self.temporal, self.postgres, self.radicale, self.mail):
             part.wait_ready()
         return Settings(_env_file=None,  # type: ignore[call-arg]
                         temporal_address=self.temporal.address, database_url=self.postgres.url,
@@ -138,16 +159,29 @@ def count(history: WorkflowHistory, field: str) -> int:
     return sum(1 for e in history.events if e.WhichOneof("attributes") == field)
 
 
-async def measure_shape(client: Client, engagement_id: str, session_delay_s: float) -> Shape:
-    parent = await client.get_workflow_handle(engagement_workflow_id(engagement_id)).fetch_history()
-    child = await client.get_workflow_handle(f"{engagement_workflow_id(engagement_id)}/A1").fetch_history()
+async def measure_shape(client: Client, engagement_ids: list[str], session_delay_s: float) -> Shape:
+    """The average engagement of the run, counted from every history: under load a follow-through that starts
+    after its horizon does less, and the baseline must do what ours really did, no more and no less."""
+    limit = asyncio.Semaphore(16)
+
+    async def counts(workflow_id: str) -> tuple[int, int, int]:
+        async with limit:
+            history = await client.get_workflow_handle(workflow_id).fetch_history()
+        return (count(history, "activity_task_scheduled_event_attributes"),
+                count(history, "timer_started_event_attributes"),
+                count(history, "start_child_workflow_execution_initiated_event_attributes"))
+
+    parents = await asyncio.gather(*(counts(engagement_workflow_id(e)) for e in engagement_ids))
+    children = await asyncio.gather(*(counts(f"{engagement_workflow_id(e)}/A{i}")
+                                      for e in engagement_ids for i in range(1, 4)))
+    n, c = len(parents), max(1, len(children))
     return Shape(
         session_delay_s=session_delay_s,
-        parent_activities=count(parent, "activity_task_scheduled_event_attributes"),
-        parent_timers=count(parent, "timer_started_event_attributes"),
-        children=count(parent, "start_child_workflow_execution_initiated_event_attributes"),
-        child_activities=count(child, "activity_task_scheduled_event_attributes"),
-        child_timers=count(child, "timer_started_event_attributes"),
+        parent_activities=round(sum(p[0] for p in parents) / n),
+        parent_timers=round(sum(p[1] for p in parents) / n),
+        children=round(sum(p[2] for p in parents) / n),
+        child_activities=round(sum(ch[0] for ch in children) / c),
+        child_timers=round(sum(ch[1] for ch in children) / c),
         child_duration_s=HORIZON_S,
     )
 
@@ -161,10 +195,10 @@ async def throughput(n: int, settings: Settings, pool: asyncpg.Pool) -> dict[str
                       activities=build_activities(settings, pool), max_concurrent_activities=200):
         began = time.monotonic()
         session_at = (datetime.now(UTC) + timedelta(seconds=lead)).replace(microsecond=0)
-        await asyncio.gather(*(run_engagement(client, settings.task_queue, f"bench-{run}-{i}", session_at)
-                               for i in range(n)))
+        ids = [f"bench-{run}-{i}" for i in range(n)]
+        await asyncio.gather(*(run_engagement(client, settings.task_queue, eid, session_at) for eid in ids))
         ours_s = time.monotonic() - began
-    shape = await measure_shape(client, f"bench-{run}-0", lead)
+    shape = await measure_shape(client, ids, lead)
     bare_queue = f"{settings.task_queue}-bare"
     async with Worker(client, task_queue=bare_queue, workflows=[BareEngagement, BareChild],
                       activities=[bare_noop], max_concurrent_activities=200):

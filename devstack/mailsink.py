@@ -49,3 +49,27 @@ class MailSink:
 
     def messages(self) -> list[Path]:
         return sorted(self.folder.glob("*.eml"))
+
+
+def main() -> None:
+    """`python -m devstack.mailsink FOLDER PORT`: the sink in a process of its own (the benchmarks use it, so
+    that the worker under test does not share its interpreter with the SMTP server it sends to)."""
+    import argparse
+    import signal
+    import threading
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("port", type=int)
+    args = parser.parse_args()
+    sink = MailSink(args.folder, args.port)
+    sink.start()
+    stopped = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopped.set())
+    stopped.wait()
+    sink.stop()
+
+
+if __name__ == "__main__":
+    main()

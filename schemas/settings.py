@@ -36,6 +36,10 @@ class Settings(BaseSettings):
 
     database_url: SecretStr = SecretStr(f"postgresql://engage@127.0.0.1:{DEV_PORTS['postgres']}/engage")
     database_pool_max: int = Field(default=10, ge=1, le=200)
+    # Workflows kept in the worker's sticky cache. Each costs memory; one not cached is replayed from its
+    # history on its next task (a follow-through's history is short), so thousands of open engagements fit a
+    # small worker. bench/scale.py measures the worker's memory with this default.
+    max_cached_workflows: int = Field(default=500, ge=0, le=100_000)
 
     smtp_url: SecretStr = SecretStr(f"smtp://127.0.0.1:{DEV_PORTS['smtp']}")
     mail_from: str = "engage@engage.localhost"
