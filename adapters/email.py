@@ -10,12 +10,15 @@ import re
 import struct
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime, parseaddr
+from email.header import Header
+from email.message import Message
+from email.mime.application import MIMEApplication
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import format_datetime, formataddr, parseaddr
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
@@ -182,6 +185,8 @@ def _tidy_text(text: str) -> str:
 
 # CR and LF split a header; the others are line breaks to some parsers (str.splitlines among them).
 _HEADER_BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
+_MAX_7BIT_LINE = 998  # RFC 5322's limit for a line of a 7bit body
+M = TypeVar("M", bound=Message)
 
 
 def header_safe(value: str) -> str:
@@ -190,14 +195,15 @@ def header_safe(value: str) -> str:
     return " ".join(_HEADER_BREAKS.sub(" ", value).split())
 
 
-def _address(name: str, email: str) -> Address:
+def _address(name: str, email: str) -> str:
+    """`Name <addr>`: the name quoted, or RFC 2047 encoded when it is not ASCII; no line break survives."""
     addr_spec = _HEADER_BREAKS.sub("", email).strip()
-    return Address(display_name=header_safe(name), addr_spec=addr_spec)
+    return formataddr((header_safe(name), addr_spec), charset="utf-8")
 
 
-def _sender(settings: Settings) -> Address:
+def _sender_parts(settings: Settings) -> tuple[str, str]:
     name, addr = parseaddr(header_safe(settings.mail_from))
-    return _address(name or FROM_NAME, addr or settings.mail_from)
+    return name or FROM_NAME, _HEADER_BREAKS.sub("", addr or settings.mail_from).strip()
 
 
 def _domain_of(address: str) -> str:
@@ -232,18 +238,48 @@ def reply_address(message: OutboundMessage, settings: Settings) -> str | None:
     return f"{REPLY_LOCAL_PART}+{token}@{domain}"
 
 
+def _text_part(body: str, subtype: str) -> MIMEText:
+    # ASCII with short lines travels as is (7bit); anything else as UTF-8 in base64, which a C codec encodes.
+    ascii_lines = body.isascii() and all(len(line) <= _MAX_7BIT_LINE for line in body.splitlines())
+    return _inner(MIMEText(body, subtype, "us-ascii" if ascii_lines else "utf-8"))
+
+
+def _inner(part: M) -> M:
+    del part["MIME-Version"]  # one MIME-Version, at the top of the message
+    return part
+
+
+def _header_text(value: str) -> str | Header:
+    value = header_safe(value)
+    return value if value.isascii() else Header(value, "utf-8")
+
+
 def build_email(
-    message: OutboundMessage, settings: Settings, message_id: str, *, now: datetime | None = None
-) -> EmailMessage:
+    message: OutboundMessage, settings: Settings, message_id: str, *, now: datetime | None = None,
+    rendered: tuple[str, str, str] | None = None,
+) -> Message[Any, Any]:
     """The complete MIME message: text and HTML alternatives and, for a calendar entry, the iTIP part
-    (text/calendar; method=...) clients show as an invitation plus the same ICS as `invite.ics`."""
-    subject, text, html = render(message)
-    msg = EmailMessage()
-    msg["From"] = _sender(settings)
+    (text/calendar; method=...) clients show as an invitation plus the same ICS as `invite.ics`.
+
+    Built with the `email.mime` classes (the compat32 policy): the header registry of `EmailMessage` parses
+    and refolds every header, which cost several milliseconds a message, most of the worker's time in a
+    burst of check-ins. Every header value passes `header_safe` or `formataddr`, so none carries a break."""
+    subject, text, html = rendered or render(message)
+    body = MIMEMultipart("alternative", _subparts=[_text_part(text, "plain"), _text_part(html, "html")])
+    msg: Message[Any, Any] = body
+    if message.calendar is not None:
+        ics = build_ics(message.calendar, now=now)
+        invitation = _text_part(ics.decode("utf-8"), "calendar")
+        invitation.set_param("method", message.calendar.method)
+        body.attach(invitation)
+        attachment = _inner(MIMEApplication(ics, "ics"))
+        attachment.add_header("Content-Disposition", "attachment", filename="invite.ics")
+        msg = MIMEMultipart("mixed", _subparts=[_inner(body), attachment])
+    msg["From"] = _address(*_sender_parts(settings))
     msg["To"] = _address(message.to.name, message.to.email)
     if message.cc:
-        msg["Cc"] = [_address(c.name, c.email) for c in message.cc]
-    msg["Subject"] = subject
+        msg["Cc"] = ", ".join(_address(c.name, c.email) for c in message.cc)
+    msg["Subject"] = _header_text(subject)
     msg["Date"] = format_datetime((now or datetime.now(UTC)).astimezone(UTC))
     msg["Message-ID"] = header_safe(message_id)
     reply_to = reply_address(message, settings)
@@ -253,14 +289,6 @@ def build_email(
     msg["Auto-Submitted"] = "auto-generated"
     msg["X-Auto-Response-Suppress"] = "OOF, AutoReply"
     msg["X-Engage-Kind"] = header_safe(str(getattr(message.kind, "value", message.kind)))
-
-    msg.set_content(text)
-    msg.add_alternative(html, subtype="html")
-    if message.calendar is not None:
-        ics = build_ics(message.calendar, now=now)
-        method = message.calendar.method
-        msg.add_alternative(ics, maintype="text", subtype="calendar", params={"method": method, "charset": "utf-8"})
-        msg.add_attachment(ics, maintype="application", subtype="ics", filename="invite.ics")
     return msg
 
 
@@ -541,8 +569,9 @@ class Mailer:
 
     async def send(self, message: OutboundMessage) -> SendResult:
         message_id = self.message_id(message)
+        rendered = render(message)
         try:
-            mime = build_email(message, self.settings, message_id)
+            mime = build_email(message, self.settings, message_id, rendered=rendered)
         except ValueError as exc:  # an address the email package cannot parse: no retry will fix it
             raise PermanentDeliveryError(f"cannot build message {message_id}: {exc}") from exc
         recipients = [_address_of(r) for r in [message.to, *message.cc]]
@@ -556,23 +585,23 @@ class Mailer:
                 key=message.key,
                 kind=str(getattr(message.kind, "value", message.kind)),
                 recipients=recipients,
-                subject=str(mime["Subject"]),
+                subject=rendered[0],
             )
             if status == "sent":
-                return SendResult(message_id=message_id, delivered_now=False, subject=str(mime["Subject"]))
+                return SendResult(message_id=message_id, delivered_now=False, subject=rendered[0])
             refused = await self._deliver(mime, recipients)
             await outbox.mark_sent(conn, message_id)
         if refused:
             bound.warning("some recipients refused", refused=refused)
-        return SendResult(message_id=message_id, delivered_now=True, subject=str(mime["Subject"]))
+        return SendResult(message_id=message_id, delivered_now=True, subject=rendered[0])
 
-    async def _deliver(self, mime: EmailMessage, recipients: list[str]) -> dict[str, str]:
+    async def _deliver(self, mime: Message, recipients: list[str]) -> dict[str, str]:
         """One SMTP conversation; returns the recipients the relay refused while accepting the others."""
         t = self.target
         try:
             errors, _ = await aiosmtplib.send(
                 mime,
-                sender=_sender(self.settings).addr_spec,
+                sender=_sender_parts(self.settings)[1],
                 recipients=recipients,
                 hostname=t.hostname,
                 port=t.port,

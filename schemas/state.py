@@ -66,6 +66,9 @@ class FollowThroughInput(BaseModel):
     horizon_end: datetime
     escalate_after_missed: int
     carry: FollowThroughCarry | None = None
+    # Set by parents that plan the first check-in themselves and take the closed view from the child's result:
+    # the child then sends neither of those two signals. Absent (False) from the inputs older parents sent.
+    parent_reads_result: bool = False
 
 
 # --- updates (human steps) --------------------------------------------------------------------------

@@ -238,10 +238,11 @@ async def test_every_kind_arrives_with_headers_and_parts(
 ) -> None:
     message = make_message(kind)
     result = await mailer_ad.send(message)
-    assert result == SendResult(message_id=message_id_for(message.key, "engage.example"), delivered_now=True)
+    subject, text, html = render(message)
+    assert result == SendResult(message_id=message_id_for(message.key, "engage.example"), delivered_now=True,
+                                subject=subject)
 
     [(raw, got)] = delivered(mail_sink, result.message_id)
-    subject, text, html = render(message)
     assert got["Subject"] == subject
     assert got["From"].addresses[0].addr_spec == "engage@engage.example"
     assert got["From"].addresses[0].display_name == "engage"

@@ -23,3 +23,21 @@ async def test_bench_run_quick_prints_every_figure() -> None:
     assert figures["engagements"] == 10
     assert all(figures[k] > 0 for k in KEYS)
     assert figures["max_history_events"] <= 2000
+
+
+SCALE_KEYS = {"open_workflows", "start_s", "worker_rss_mb", "checkins_per_s", "max_checkin_lag_s"}
+
+
+async def test_bench_scale_quick_opens_engagements_and_sends_every_first_checkin() -> None:
+    proc = await asyncio.create_subprocess_exec(sys.executable, str(ROOT / "bench" / "scale.py"), "--quick",
+                                                "--json", stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=300)
+    assert proc.returncode == 0, err.decode()[-3000:]
+    figures = json.loads(out)
+    assert SCALE_KEYS <= figures.keys()
+    # 3 engagements of 5 actions: a parent and 5 follow-throughs each, all open while their check-ins wait.
+    assert figures["open_workflows"] == 3 * 6
+    assert figures["checkins_sent"] == figures["checkins_due"] == 15
+    assert figures["worker_rss_mb"] > 0
+    assert 0 <= figures["max_checkin_lag_s"] < 60

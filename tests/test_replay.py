@@ -2,7 +2,8 @@
 
 Histories come from real runs of these tests: `ENGAGE_RECORD_HISTORIES=1 pytest tests/test_lifecycle.py
 tests/test_history_bounds.py` rewrites tests/histories/. A change to a workflow that alters its commands must
-be wrapped in `workflow.patched(...)`, or this test fails.
+be wrapped in `workflow.patched(...)`, or this test fails. `v1_*` are the histories recorded before the
+`parent-reads-child-results` patch; they are kept, renamed, so the old path keeps replaying.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ def test_histories_were_recorded() -> None:
     assert "lifecycle_closed.json" in names
     assert "lifecycle_cancelled.json" in names
     assert "year_weekly.A1.run2.json" in names, "a continue-as-new run"
+    assert "v1_lifecycle_closed.json" in names, "a run from before the parent-reads-child-results patch"
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

@@ -89,7 +89,8 @@ class ActionFollowThroughWorkflow:
                 await self._send_reminder()
             else:
                 await self._wait_until(self._next_deadline())
-        await self._tell_parent()
+        if not self._in.parent_reads_result:
+            await self._tell_parent()
         return self._view
 
     def _label(self, at: datetime) -> str:
@@ -106,7 +107,8 @@ class ActionFollowThroughWorkflow:
                      (f"{self._view.action_id}/checkin/1/scheduled",
                       ev.CheckInScheduled(action_id=self._view.action_id, number=1, at=first)),
                      summary=f"Plan check-in 1 of '{self._view.title}' for {self._label(first)}")
-        await self._tell_parent()
+        if not self._in.parent_reads_result:
+            await self._tell_parent()
 
     def _reminder_due(self, now: datetime) -> bool:
         return (self._pending is not None and not self._answered and not self._reminded
