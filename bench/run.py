@@ -62,6 +62,7 @@ from schemas.state import (  # noqa: E402
 from store.db import create_pool  # noqa: E402
 from store.events import EventWriter, append  # noqa: E402
 from store.migrate import migrate  # noqa: E402
+from worker import cache_bytecode  # noqa: E402
 from workflows.engagement import EngagementWorkflow  # noqa: E402
 from workflows.follow_through import ActionFollowThroughWorkflow  # noqa: E402
 
@@ -364,6 +365,9 @@ async def sqlite_pragmas(n: int) -> dict[str, Any]:
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     n = args.engagements or (10 if args.quick else 200)
+    # As worker.py does: the sandbox imports the workflow modules (ours and the baseline's) for every run.
+    for folder in (ROOT / "workflows", ROOT / "bench"):
+        cache_bytecode(folder)
     folder = Path(tempfile.mkdtemp(prefix="engage-bench-"))
     stack = Stack(folder)
     settings = stack.start()
