@@ -99,9 +99,18 @@ async def set_up(client: Client, queue: str, engagement_id: str, cadence: str, z
         EngagementInput(engagement_id=engagement_id, scoping=scale_scoping(engagement_id, today, cadence)),
         id=engagement_workflow_id(engagement_id), task_queue=queue)
     await handle.execute_update(EngagementWorkflow.choose_format, ChooseFormat(format="combined"))
-    starts = (datetime.now(UTC) + timedelta(seconds=3)).replace(microsecond=0)
-    await handle.execute_update(EngagementWorkflow.schedule_session,
-                                ScheduleSession(on=starts.date(), at=starts.strftime("%H:%M:%S"), days=2))
+    for lead in (3, 10, 30, 60):
+        # A busy worker may see the update after a short lead has passed: it then refuses a start in the past.
+        starts = (datetime.now(UTC) + timedelta(seconds=lead)).replace(microsecond=0)
+        try:
+            await handle.execute_update(EngagementWorkflow.schedule_session,
+                                        ScheduleSession(on=starts.date(), at=starts.strftime("%H:%M:%S"), days=2))
+            break
+        except WorkflowUpdateFailedError as exc:
+            if "in the past" not in str(exc.cause):
+                raise
+    else:
+        raise RuntimeError(f"{engagement_id}: every session start was in the past by the time it arrived")
     await asyncio.sleep(max(0.0, (starts - datetime.now(UTC)).total_seconds()) + 0.2)
     outcomes = RecordOutcomes(outcomes=scale_outcomes(today, zone))
     for _ in range(60):
