@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 import yaml
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
+from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import build_activities
@@ -20,7 +21,7 @@ from adapters.temporal import engagement_workflow_id
 from schemas.outcomes import Outcomes
 from schemas.scoping import Scoping
 from schemas.settings import Settings
-from schemas.state import EngagementInput
+from schemas.state import ChooseFormat, EngagementInput, RecordOutcomes, ScheduleSession, SessionPlan
 from workflows.engagement import EngagementWorkflow
 from workflows.follow_through import ActionFollowThroughWorkflow
 
@@ -122,3 +123,14 @@ def local(at: datetime, tz: str) -> datetime:
 
 def until(now: datetime, target: datetime) -> timedelta:
     return max(target - now, timedelta(0))
+
+
+async def into_follow_through(env: WorkflowEnvironment, handle: WorkflowHandle, on: date, after_start: timedelta,
+                              *actions: dict[str, Any]) -> SessionPlan:
+    """The usual way to follow-through: the combined format, a session on `on`, and its outcomes `after_start`
+    once it has begun (the environment's clock skipped to then)."""
+    await handle.execute_update(EngagementWorkflow.choose_format, ChooseFormat(format="combined"))
+    plan: SessionPlan = await handle.execute_update(EngagementWorkflow.schedule_session, ScheduleSession(on=on))
+    await env.sleep(until(await env.get_current_time(), plan.starts_at + after_start))
+    await handle.execute_update(EngagementWorkflow.record_outcomes, RecordOutcomes(outcomes=outcomes(*actions)))
+    return plan

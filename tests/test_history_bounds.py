@@ -8,9 +8,17 @@ import asyncpg
 from temporalio.testing import WorkflowEnvironment
 
 from schemas.settings import Settings
-from schemas.state import ChooseFormat, EngagementStatus, RecordOutcomes, ScheduleSession, SnoozeAction
+from schemas.state import EngagementStatus, SnoozeAction
 from tests.conftest import unique_id
-from tests.lifecycle import action, child_histories, outcomes, running_worker, save_history, scoping, start, until
+from tests.lifecycle import (
+    action,
+    child_histories,
+    into_follow_through,
+    running_worker,
+    save_history,
+    scoping,
+    start,
+)
 from workflows.engagement import EngagementWorkflow as EW
 
 MAX_EVENTS = 2000
@@ -22,11 +30,8 @@ async def test_a_52_week_weekly_action_stays_under_2000_events_per_run(
     eid = unique_id("year")
     async with running_worker(env.client, settings, pool) as tq:
         handle = await start(env.client, tq, scoping(eid, cadence="7d", horizon="364d", escalate_after_missed=2))
-        await handle.execute_update(EW.choose_format, ChooseFormat(format="combined"))
-        plan = await handle.execute_update(EW.schedule_session, ScheduleSession(on=date(2027, 2, 15)))
-        await env.sleep(until(await env.get_current_time(), plan.starts_at + timedelta(minutes=1)))
-        await handle.execute_update(EW.record_outcomes, RecordOutcomes(outcomes=outcomes(
-            action("A1", "Ben Wu", "ben@acme.example", "Europe/Berlin", date(2028, 2, 1), 0, 100))))
+        await into_follow_through(env, handle, date(2027, 2, 15), timedelta(minutes=1),
+            action("A1", "Ben Wu", "ben@acme.example", "Europe/Berlin", date(2028, 2, 1), 0, 100))
         await env.sleep(timedelta(days=20))
         snoozed = await handle.execute_update(EW.snooze_action, SnoozeAction(action_id="A1", days=3))
         assert snoozed.snoozes == 1

@@ -29,11 +29,11 @@ from devstack.process import free_port
 from schemas.events import MessageSent, MetricReported
 from schemas.messages import ReplyScope
 from schemas.settings import Settings
-from schemas.state import ActionView, AddPreread, ChooseFormat, EngagementStatus, RecordOutcomes, ScheduleSession
+from schemas.state import ActionView, AddPreread, ChooseFormat, EngagementStatus, ScheduleSession
 from store import inbound as inbound_store
 from store.events import read_log
 from tests.conftest import unique_id
-from tests.lifecycle import action, outcomes, running_worker, scoping, start, until
+from tests.lifecycle import action, into_follow_through, running_worker, scoping, start, until
 from workflows.engagement import EngagementWorkflow as EW
 
 MAIL_DOMAIN = "engage.localhost"  # the domain of the default ENGAGE_MAIL_FROM: Message-IDs end in it
@@ -120,11 +120,8 @@ async def test_a_reply_to_a_checkin_reports_the_value_and_nothing_forged_changes
     eid = unique_id("inbound")
     async with running_worker(env.client, settings, pool) as tq:
         handle = await start(env.client, tq, scoping(eid, cadence="14d", horizon="90d"))
-        await handle.execute_update(EW.choose_format, ChooseFormat(format="combined"))
-        plan = await handle.execute_update(EW.schedule_session, ScheduleSession(on=date(2027, 2, 11)))
-        await env.sleep(until(await env.get_current_time(), plan.starts_at + timedelta(hours=1)))
-        await handle.execute_update(EW.record_outcomes, RecordOutcomes(outcomes=outcomes(
-            action("A1", *BEN, "Europe/Berlin", date(2027, 5, 31), 0, 200))))
+        plan = await into_follow_through(env, handle, date(2027, 2, 11), timedelta(hours=1),
+            action("A1", *BEN, "Europe/Berlin", date(2027, 5, 31), 0, 200))
         await env.sleep(until(await env.get_current_time(), datetime(2027, 2, 25, 12, tzinfo=UTC)))
 
         checkin = await mail_at_sink(mail_sink, message_id_for(f"{eid}/A1/checkin/1", MAIL_DOMAIN))

@@ -31,7 +31,7 @@ from schemas.state import (
 )
 from store.events import read_log
 from tests.conftest import unique_id
-from tests.lifecycle import action, outcomes, running_worker, save_history, scoping, start, until
+from tests.lifecycle import action, into_follow_through, outcomes, running_worker, save_history, scoping, start, until
 from workflows.engagement import EngagementWorkflow as EW
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -181,18 +181,9 @@ async def test_cancel_during_follow_through_stops_every_child(
     eid = unique_id("cancel")
     async with running_worker(env.client, settings, pool) as tq:
         handle = await start(env.client, tq, scoping(eid, cadence="7d", horizon="60d"))
-        await handle.execute_update(EW.choose_format, ChooseFormat(format="combined"))
-        plan = await handle.execute_update(EW.schedule_session, ScheduleSession(on=date(2027, 3, 1)))
-        await env.sleep(until(await env.get_current_time(), plan.starts_at + timedelta(minutes=5)))
-        await handle.execute_update(
-            EW.record_outcomes,
-            RecordOutcomes(
-                outcomes=outcomes(
-                    action("A1", "Ben Wu", "ben@acme.example", "Europe/Berlin", date(2027, 5, 31), 0, 200),
-                    action("A2", "Ana Lima", "ana@acme.example", "America/Sao_Paulo", date(2027, 4, 30), 0, 5),
-                )
-            ),
-        )
+        await into_follow_through(env, handle, date(2027, 3, 1), timedelta(minutes=5),
+            action("A1", "Ben Wu", "ben@acme.example", "Europe/Berlin", date(2027, 5, 31), 0, 200),
+            action("A2", "Ana Lima", "ana@acme.example", "America/Sao_Paulo", date(2027, 4, 30), 0, 5))
         await env.sleep(timedelta(days=10))
         cancelled_at = await env.get_current_time()
         await handle.execute_update(EW.cancel, CancelEngagement(reason="Client paused the programme"))
@@ -292,12 +283,9 @@ async def test_actions_due_at_the_same_instant_and_a_seconds_cadence(
     eid = unique_id("same")
     async with running_worker(env.client, settings, pool) as tq:
         handle = await start(env.client, tq, scoping(eid, cadence="8s", horizon="45s"))
-        await handle.execute_update(EW.choose_format, ChooseFormat(format="combined"))
-        plan = await handle.execute_update(EW.schedule_session, ScheduleSession(on=date(2027, 2, 10)))
-        await env.sleep(until(await env.get_current_time(), plan.starts_at + timedelta(seconds=1)))
-        await handle.execute_update(EW.record_outcomes, RecordOutcomes(outcomes=outcomes(
+        await into_follow_through(env, handle, date(2027, 2, 10), timedelta(seconds=1),
             action("A1", "Ben Wu", "ben@acme.example", "Europe/Berlin", date(2027, 3, 1), 0, 10),
-            action("A2", "Ana Lima", "ana@acme.example", "Europe/Berlin", date(2027, 3, 1), 0, 10))))
+            action("A2", "Ana Lima", "ana@acme.example", "Europe/Berlin", date(2027, 3, 1), 0, 10))
         final: EngagementStatus = await handle.result()
     assert final.phase is Phase.closed
     assert [a.checkins_sent for a in final.actions] == [5, 5]
@@ -310,11 +298,8 @@ async def test_a_temporal_cancel_winds_down_like_engage_cancel(
     eid = unique_id("tcancel")
     async with running_worker(env.client, settings, pool) as tq:
         handle = await start(env.client, tq, scoping(eid, cadence="7d", horizon="60d"))
-        await handle.execute_update(EW.choose_format, ChooseFormat(format="combined"))
-        plan = await handle.execute_update(EW.schedule_session, ScheduleSession(on=date(2027, 3, 1)))
-        await env.sleep(until(await env.get_current_time(), plan.starts_at + timedelta(minutes=5)))
-        await handle.execute_update(EW.record_outcomes, RecordOutcomes(outcomes=outcomes(
-            action("A1", "Ben Wu", "ben@acme.example", "Europe/Berlin", date(2027, 5, 31), 0, 200))))
+        await into_follow_through(env, handle, date(2027, 3, 1), timedelta(minutes=5),
+            action("A1", "Ben Wu", "ben@acme.example", "Europe/Berlin", date(2027, 5, 31), 0, 200))
         await env.sleep(timedelta(days=8))
         await handle.cancel()
         final: EngagementStatus = await handle.result()

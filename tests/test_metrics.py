@@ -15,10 +15,10 @@ from adapters.temporal import runtime_for
 from devstack.process import free_port
 from schemas.events import MessageSent
 from schemas.settings import Settings
-from schemas.state import ChooseFormat, EngagementStatus, RecordOutcomes, ReportMetric, ScheduleSession
+from schemas.state import EngagementStatus, ReportMetric
 from store.events import read_log
 from tests.conftest import unique_id
-from tests.lifecycle import action, outcomes, running_worker, scoping, start, until
+from tests.lifecycle import action, into_follow_through, running_worker, scoping, start
 from workflows.engagement import EngagementWorkflow as EW
 
 
@@ -44,12 +44,9 @@ async def test_metrics_endpoint_counts_messages_checkins_and_escalations(
     eid = unique_id("metrics")
     async with running_worker(client, settings, pool) as tq:
         handle = await start(client, tq, scoping(eid, cadence="8s", horizon="45s", escalate_after_missed=2))
-        await handle.execute_update(EW.choose_format, ChooseFormat(format="combined"))
-        plan = await handle.execute_update(EW.schedule_session, ScheduleSession(on=date(2027, 2, 10)))
-        await env.sleep(until(await env.get_current_time(), plan.starts_at + timedelta(seconds=1)))
-        await handle.execute_update(EW.record_outcomes, RecordOutcomes(outcomes=outcomes(
+        await into_follow_through(env, handle, date(2027, 2, 10), timedelta(seconds=1),
             action("A1", "Ben Wu", "ben@acme.example", "Europe/Berlin", date(2027, 3, 1), 0, 10),
-            action("A2", "Ana Lima", "ana@acme.example", "Europe/Berlin", date(2027, 3, 1), 0, 10))))
+            action("A2", "Ana Lima", "ana@acme.example", "Europe/Berlin", date(2027, 3, 1), 0, 10))
         await env.sleep(timedelta(seconds=9))
         await handle.execute_update(EW.report_metric, ReportMetric(action_id="A1", value=3))
         # This client has its own runtime (for the metrics), so the environment's clock is skipped explicitly.
