@@ -195,6 +195,17 @@ async def measure_shape(client: Client, engagement_ids: list[str], session_delay
     )
 
 
+async def timed_bare(client: Client, queue: str, shape: Shape, workflow_ids: list[str], *,
+                     max_activities: int) -> float:
+    """Seconds for the bare baseline to run one workflow of `shape` per id, all at once, on its own worker."""
+    async with Worker(client, task_queue=queue, workflows=[BareEngagement, BareChild], activities=[bare_noop],
+                      max_concurrent_activities=max_activities):
+        began = time.monotonic()
+        await asyncio.gather(*(client.execute_workflow(BareEngagement.run, shape, id=workflow_id, task_queue=queue)
+                               for workflow_id in workflow_ids))
+        return time.monotonic() - began
+
+
 async def throughput(n: int, settings: Settings, pool: asyncpg.Pool) -> dict[str, Any]:
     client = await connect(settings)
     lead = 4 + n * 0.04  # every engagement is started and scheduled before its session begins
@@ -208,13 +219,8 @@ async def throughput(n: int, settings: Settings, pool: asyncpg.Pool) -> dict[str
         await asyncio.gather(*(run_engagement(client, settings.task_queue, eid, session_at) for eid in ids))
         ours_s = time.monotonic() - began
     shape = await measure_shape(client, ids, lead)
-    bare_queue = f"{settings.task_queue}-bare"
-    async with Worker(client, task_queue=bare_queue, workflows=[BareEngagement, BareChild],
-                      activities=[bare_noop], max_concurrent_activities=200):
-        began = time.monotonic()
-        await asyncio.gather(*(client.execute_workflow(BareEngagement.run, shape, id=f"bare-{run}-{i}",
-                                                       task_queue=bare_queue) for i in range(n)))
-        bare_s = time.monotonic() - began
+    bare_s = await timed_bare(client, f"{settings.task_queue}-bare", shape, [f"bare-{run}-{i}" for i in range(n)],
+                              max_activities=200)
     ours, bare = n / ours_s, n / bare_s
     return {"engagements": n, "engagements_per_s": round(ours, 3), "baseline_per_s": round(bare, 3),
             "overhead_ratio": round(ours / bare, 3), "engagement_wall_s": round(ours_s, 2),
@@ -258,10 +264,11 @@ async def event_store(pool: asyncpg.Pool, engagements: int, rounds: int) -> dict
     batched, the batches the activities send, through the worker's group-commit `EventWriter`."""
     writer = EventWriter(pool)
 
-    async def timed(batched: bool) -> tuple[float, int]:
+    async def timed(batched: bool) -> tuple[float, int, int]:
         run = uuid.uuid4().hex[:6]
         logs = [event_batches(f"ev-{run}-{i}", rounds) for i in range(engagements)]
         total = sum(len(b) for log in logs for b in log)
+        batches = sum(len(log) for log in logs)
 
         async def one(engagement_id: str, log: list[list[ev.NewEvent]]) -> None:
             for batch in log:
@@ -273,14 +280,13 @@ async def event_store(pool: asyncpg.Pool, engagements: int, rounds: int) -> dict
 
         began = time.monotonic()
         await asyncio.gather(*(one(f"ev-{run}-{i}", log) for i, log in enumerate(logs)))
-        return time.monotonic() - began, total
+        return time.monotonic() - began, total, batches
 
-    naive_s, total = await timed(batched=False)
-    batched_s, _ = await timed(batched=True)
-    batches = len(event_batches("count", rounds))
+    naive_s, total, _ = await timed(batched=False)
+    batched_s, _, batches = await timed(batched=True)
     return {"events": total, "events_per_s_batched": round(total / batched_s, 1),
             "events_per_s_naive": round(total / naive_s, 1), "batched_vs_naive": round(naive_s / batched_s, 2),
-            "batches_per_commit": round(batches * engagements / max(1, writer.commits), 1)}
+            "batches_per_commit": round(batches / max(1, writer.commits), 1)}
 
 
 def median_seconds(args: list[str], env: dict[str, str], runs: int = 10) -> float:
@@ -357,13 +363,9 @@ async def sqlite_pragmas(n: int) -> dict[str, Any]:
         server.start()
         try:
             client = await connect(Settings(_env_file=None, temporal_address=server.address))  # type: ignore[call-arg]
-            queue = f"sqlite-{label}"
-            async with Worker(client, task_queue=queue, workflows=[BareEngagement, BareChild],
-                              activities=[bare_noop], max_concurrent_activities=100):
-                began = time.monotonic()
-                await asyncio.gather(*(client.execute_workflow(BareEngagement.run, shape, id=f"{label}-{i}",
-                                                               task_queue=queue) for i in range(n)))
-                rates[label] = n / (time.monotonic() - began)
+            seconds = await timed_bare(client, f"sqlite-{label}", shape, [f"{label}-{i}" for i in range(n)],
+                                       max_activities=100)
+            rates[label] = n / seconds
         finally:
             server.stop()
     return {"sqlite_default_workflows_per_s": round(rates["default"], 2),
