@@ -39,7 +39,8 @@ class NotifyActivities:
                 occurred_at=activity.info().current_attempt_scheduled_time,
                 event=MessageSent(message_id=result.message_id, kind=message.kind, recipients=recipients,
                                   subject=result.subject, action_id=message.action_id),
-            )
+            ),
+            *message.events,
         ])
         # The one log line per message (the Mailer does not log its own success).
         bound.info("message sent" if result.delivered_now else "message already sent",

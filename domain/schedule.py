@@ -65,6 +65,13 @@ def next_checkin(after: datetime, cadence: timedelta, local_time: time, tz: str,
     return candidate
 
 
+def following_checkin(due: datetime, cadence: timedelta, local_time: time, tz: str, whole_days: bool,
+                      horizon_end: datetime) -> datetime | None:
+    """The check-in after the one due at `due`, or None when it would fall on or past the horizon."""
+    following = next_checkin(due, cadence, local_time, tz, whole_days)
+    return following if following < horizon_end else None
+
+
 def snoozed(at: datetime, days: int, local_time: time, tz: str, whole_days: bool) -> datetime:
     """The check-in due at `at`, moved `days` days later (same local hour when the cadence is whole days)."""
     _require_aware(at, "at")

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from schemas.events import MessageKind
+from schemas.events import MessageKind, NewEvent
 
 
 class Recipient(BaseModel):
@@ -99,6 +99,10 @@ class OutboundMessage(BaseModel):
     calendar: CalendarEntry | None = None
     action_id: str | None = None
     summary: str = Field(default="", description="one line for logs and the Temporal UI")
+    events: list[NewEvent] = Field(
+        default_factory=list,
+        description="the step's own events, appended with `message_sent` in one batch once the message is out "
+                    "(a check-in: one activity and one workflow task instead of two each)")
 
 
 class SendResult(BaseModel):

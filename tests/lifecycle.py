@@ -12,6 +12,9 @@ from typing import Any
 
 import asyncpg
 import yaml
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflow.v1 import WorkflowExecutionInfo
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -24,9 +27,29 @@ from schemas.settings import Settings
 from schemas.state import ChooseFormat, EngagementInput, RecordOutcomes, ScheduleSession, SessionPlan
 from workflows.engagement import EngagementWorkflow
 from workflows.follow_through import ActionFollowThroughWorkflow
+from workflows.search_attributes import NEXT_CHECKIN_AT
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 HISTORIES = Path(__file__).parent / "histories"
+
+
+async def _described(env: WorkflowEnvironment, workflow_id: str) -> WorkflowExecutionInfo:
+    # The raw call: the SDK's describe() cannot decode the time-skipping server's unset datetime attribute.
+    described = await env.client.workflow_service.describe_workflow_execution(DescribeWorkflowExecutionRequest(
+        namespace=env.client.namespace, execution=WorkflowExecution(workflow_id=workflow_id)))
+    return described.workflow_execution_info
+
+
+async def execution_status(env: WorkflowEnvironment, handle: WorkflowHandle) -> int:
+    return (await _described(env, handle.id)).status
+
+
+async def next_checkin_attribute(env: WorkflowEnvironment, workflow_id: str) -> datetime | None:
+    """The workflow's `NextCheckInAt` search attribute, None when unset."""
+    payload = (await _described(env, workflow_id)).search_attributes.indexed_fields.get(NEXT_CHECKIN_AT.name)
+    if payload is None or payload.data in (b"", b"null"):
+        return None
+    return datetime.fromisoformat(json.loads(payload.data))
 
 
 @contextlib.asynccontextmanager

@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.schedule import checkin_plan, local_label, local_to_utc, next_checkin, snoozed
+from domain.schedule import (
+    checkin_plan,
+    following_checkin,
+    local_label,
+    local_to_utc,
+    next_checkin,
+    snoozed,
+)
 from tests.strategies import TIMEZONES
 
 NINE = time(9, 0)
@@ -221,3 +228,14 @@ def test_short_plan_matches_stepping_one_tick_at_a_time(start: datetime, cadence
         if now <= current <= horizon_end:
             expected.append(current)
     assert checkin_plan(start, cadence, NINE, "UTC", False, horizon_end, now) == expected
+# ------------------------------------------------------------------------------- the check-in after this one
+
+
+def test_following_checkin_is_the_next_one_or_none_on_the_horizon() -> None:
+    due = utc(2027, 3, 8, 8)  # Mon 09:00 Berlin
+    assert following_checkin(due, WEEK, NINE, "Europe/Berlin", True, utc(2027, 6, 1)) == utc(2027, 3, 15, 8)
+    # Across the change to summer time: still 09:00 local.
+    assert following_checkin(utc(2027, 3, 22, 8), WEEK, NINE, "Europe/Berlin", True, utc(2027, 6, 1)) == utc(
+        2027, 3, 29, 7)
+    # One falling exactly on the horizon is not sent; the follow-through closes there instead.
+    assert following_checkin(due, WEEK, NINE, "Europe/Berlin", True, utc(2027, 3, 15, 8)) is None

@@ -37,13 +37,11 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
-from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.enums.v1.workflow_pb2 import (
     WORKFLOW_EXECUTION_STATUS_COMPLETED,
     WORKFLOW_EXECUTION_STATUS_RUNNING,
 )
-from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
@@ -55,7 +53,16 @@ from schemas.scoping import Scoping
 from schemas.settings import Settings
 from schemas.state import AddPreread, ChooseFormat, EngagementStatus, RecordOutcomes, ScheduleSession
 from tests.conftest import unique_id
-from tests.lifecycle import action, child_histories, outcomes, running_worker, scoping, start, until
+from tests.lifecycle import (
+    action,
+    child_histories,
+    execution_status,
+    outcomes,
+    running_worker,
+    scoping,
+    start,
+    until,
+)
 from workflows.engagement import EngagementWorkflow as EW
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -333,13 +340,6 @@ def fuzz_updates(loop: asyncio.AbstractEventLoop, handle: WorkflowHandle, exampl
         assert_one_line(failure.message)
 
     return fuzz
-
-
-async def execution_status(env: WorkflowEnvironment, handle: WorkflowHandle) -> int:
-    # The raw call: the SDK's describe() cannot decode the time-skipping server's unset datetime attribute.
-    described = await env.client.workflow_service.describe_workflow_execution(DescribeWorkflowExecutionRequest(
-        namespace=env.client.namespace, execution=WorkflowExecution(workflow_id=handle.id)))
-    return described.workflow_execution_info.status
 
 
 async def follow_through_started(handle: WorkflowHandle, timeout: float = 30) -> None:

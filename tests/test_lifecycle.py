@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, WorkflowExecutionStatus
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
@@ -31,7 +31,18 @@ from schemas.state import (
 )
 from store.events import read_log
 from tests.conftest import unique_id
-from tests.lifecycle import action, into_follow_through, outcomes, running_worker, save_history, scoping, start, until
+from tests.lifecycle import (
+    action,
+    execution_status,
+    into_follow_through,
+    next_checkin_attribute,
+    outcomes,
+    running_worker,
+    save_history,
+    scoping,
+    start,
+    until,
+)
 from workflows.engagement import EngagementWorkflow as EW
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -190,8 +201,8 @@ async def test_cancel_during_follow_through_stops_every_child(
         final: EngagementStatus = await handle.result()
         await save_history(handle, "lifecycle_cancelled")
         for child in ("A1", "A2"):
-            desc = await env.client.get_workflow_handle(f"{handle.id}/{child}").describe()
-            assert desc.status is not None and desc.status.name == "COMPLETED"
+            status = await execution_status(env, env.client.get_workflow_handle(f"{handle.id}/{child}"))
+            assert status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_COMPLETED
         await env.sleep(timedelta(days=30))
 
     assert final.phase is Phase.cancelled
@@ -309,3 +320,41 @@ async def test_a_temporal_cancel_winds_down_like_engage_cancel(
     log = await read_log(pool, eid)
     assert any(e.event.type == "engagement_cancelled" for e in log)
     assert [e for e in log if isinstance(e.event, MessageSent) and e.event.kind.value == "report"]
+
+
+async def test_a_checkin_is_one_activity_that_sends_and_records_it(
+    time_skipping_env: WorkflowEnvironment, settings: Settings, pool: asyncpg.Pool
+) -> None:
+    """A check-in costs its follow-through one activity: the request goes out and its events (requested, the
+    next one scheduled) are appended with its `message_sent`, in one transaction; then the engagement is told."""
+    env = time_skipping_env
+    eid = unique_id("one")
+    async with running_worker(env.client, settings, pool) as tq:
+        handle = await start(env.client, tq, scoping(eid, cadence="7d", horizon="30d"))
+        await into_follow_through(env, handle, date(2027, 3, 1), timedelta(minutes=5),
+            action("A1", "Ben Wu", "ben@acme.example", "Asia/Tokyo", date(2027, 5, 31), 0, 200),
+            action("A2", "Ana Lima", "ana@acme.example", "America/Sao_Paulo", date(2027, 4, 30), 0, 5))
+        # Between the first check-ins (2027-03-08, 09:00 local) and the second ones.
+        await env.sleep(until(await env.get_current_time(), datetime(2027, 3, 10, tzinfo=UTC)))
+        second = {"A1": at_local(date(2027, 3, 15), 9, "Asia/Tokyo"),
+                  "A2": at_local(date(2027, 3, 15), 9, "America/Sao_Paulo")}
+        status = await handle.query(EW.status)
+        assert {a.action_id: (a.checkins_sent, a.next_checkin_at) for a in status.actions} == {
+            "A1": (1, second["A1"]), "A2": (1, second["A2"])}
+        assert await next_checkin_attribute(env, handle.id) == min(second.values())
+        for action_id in second:
+            events = (await env.client.get_workflow_handle(f"{handle.id}/{action_id}").fetch_history()).events
+            scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name for e in events
+                         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
+            assert scheduled == ["append_events", "send_message"], "plan check-in 1, then send it with its events"
+        log = await read_log(pool, eid)
+        for action_id in second:
+            mine = [e for e in log if getattr(e.event, "action_id", None) == action_id
+                    and e.event.type in ("checkin_requested", "checkin_scheduled", "message_sent")]
+            assert [(e.event.type, getattr(e.event, "number", None)) for e in mine] == [
+                ("checkin_scheduled", 1), ("message_sent", None), ("checkin_requested", 1), ("checkin_scheduled", 2)]
+            # One batch: consecutive sequence numbers, one instant.
+            assert [e.seq for e in mine[1:]] == list(range(mine[1].seq, mine[1].seq + 3))
+            assert mine[3].event.at == second[action_id]  # type: ignore[union-attr]
+        await handle.execute_update(EW.cancel, CancelEngagement(reason="test done"))
+        await handle.result()

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from domain.schedule import local_label, next_checkin, snoozed
+    from domain.schedule import following_checkin, local_label, next_checkin, snoozed
     from domain.status import action_status, due_datetime
     from schemas import events as ev
     from schemas.messages import MessageContext, OutboundMessage, Recipient, ReplyScope
@@ -23,6 +23,8 @@ with workflow.unsafe.imports_passed_through():
 
 # A run hands over to a fresh one after this many check-ins (a 52-week weekly action: about every 6 months).
 CHECKINS_PER_RUN = 26
+# workflow.patched ids: each guards a change of commands, so histories of older runs still replay.
+CHECKIN_IN_ONE_ACTIVITY = "checkin-in-one-activity"
 
 
 def _count(counter: tuple[str, str], label: str) -> None:
@@ -191,23 +193,28 @@ class ActionFollowThroughWorkflow:
             await self._missed(self._pending)
         number = view.checkins_sent + 1
         due_at = view.next_checkin_at or workflow.now()
-        following = self._next_checkin_after(due_at)
-        await send(self._message(ev.MessageKind.checkin_request, f"checkin/{number}", number,
-                                 summary=f"Check-in {number} of '{view.title}' to {view.owner.email}, "
-                                         f"{self._label(due_at)}"))
-        view.checkins_sent = number
-        view.next_checkin_at = following if following < inp.horizon_end else None
-        self._pending, self._answered, self._reminded = number, False, False
-        self._reminder_at = workflow.now() + min(inp.cadence / 2, timedelta(days=3))
+        upcoming = following_checkin(due_at, inp.cadence, inp.local_time, view.owner.timezone, inp.whole_days,
+                                     inp.horizon_end)
         items: list[tuple[str, ev.Event]] = [
             (f"{view.action_id}/checkin/{number}/requested",
              ev.CheckInRequested(action_id=view.action_id, number=number)),
         ]
-        if view.next_checkin_at is not None:
+        if upcoming is not None:
             items.append((f"{view.action_id}/checkin/{number + 1}/scheduled",
-                          ev.CheckInScheduled(action_id=view.action_id, number=number + 1,
-                                              at=view.next_checkin_at)))
-        await record(inp.engagement_id, *items)
+                          ev.CheckInScheduled(action_id=view.action_id, number=number + 1, at=upcoming)))
+        request = self._message(ev.MessageKind.checkin_request, f"checkin/{number}", number,
+                                summary=f"Check-in {number} of '{view.title}' to {view.owner.email}, "
+                                        f"{self._label(due_at)}")
+        # Newer runs append the check-in's events in the activity that sends the request: one activity and one
+        # workflow task fewer per check-in (a burst of check-ins is mostly workflow tasks).
+        in_one = workflow.patched(CHECKIN_IN_ONE_ACTIVITY)
+        await send(request, *(items if in_one else ()))
+        view.checkins_sent = number
+        view.next_checkin_at = upcoming
+        self._pending, self._answered, self._reminded = number, False, False
+        self._reminder_at = workflow.now() + min(inp.cadence / 2, timedelta(days=3))
+        if not in_one:
+            await record(inp.engagement_id, *items)
         await self._tell_parent()
 
     async def _send_reminder(self) -> None:

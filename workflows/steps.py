@@ -17,14 +17,16 @@ IO_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficien
 IO_TIMEOUT = timedelta(seconds=30)
 
 
-async def record(engagement_id: str, *items: tuple[str, Event], summary: str | None = None) -> None:
-    """Append events to the engagement's log. Keys are `ENGAGEMENT/...` steps, never run ids, so a retried
-    activity, a replay or a continue-as-new writes nothing twice."""
+def new_events(engagement_id: str, items: tuple[tuple[str, Event], ...]) -> list[NewEvent]:
+    """Keys are `ENGAGEMENT/...` steps, never run ids, so a retried activity, a replay or a continue-as-new
+    writes nothing twice."""
     now = workflow.now()
-    batch = AppendBatch(
-        engagement_id=engagement_id,
-        events=[NewEvent(key=f"{engagement_id}/{key}", occurred_at=now, event=event) for key, event in items],
-    )
+    return [NewEvent(key=f"{engagement_id}/{key}", occurred_at=now, event=event) for key, event in items]
+
+
+async def record(engagement_id: str, *items: tuple[str, Event], summary: str | None = None) -> None:
+    """Append events to the engagement's log."""
+    batch = AppendBatch(engagement_id=engagement_id, events=new_events(engagement_id, items))
     await workflow.execute_activity(
         "append_events", batch, start_to_close_timeout=IO_TIMEOUT, retry_policy=IO_RETRY,
         result_type=list[int],
@@ -32,7 +34,13 @@ async def record(engagement_id: str, *items: tuple[str, Event], summary: str | N
     )
 
 
-async def send(message: OutboundMessage) -> SendResult:
+async def send(message: OutboundMessage, *items: tuple[str, Event]) -> SendResult:
+    """Send a message once; `items` are the step's own events, appended with its `message_sent` in the same
+    activity. Not a local activity: one runs inside a workflow task that may fail and be retried on a history
+    with more in it (a value that closed the action meanwhile), so it could send what the workflow never
+    decided (measured: `bench/chaos.py` caught it)."""
+    if items:
+        message = message.model_copy(update={"events": new_events(message.engagement_id, items)})
     return await workflow.execute_activity(
         "send_message", message, start_to_close_timeout=IO_TIMEOUT, retry_policy=IO_RETRY,
         result_type=SendResult, summary=message.summary or f"Send {message.kind.value} to {message.to.email}",
