@@ -2,8 +2,9 @@
 
 Histories come from real runs of these tests: `ENGAGE_RECORD_HISTORIES=1 pytest tests/test_lifecycle.py
 tests/test_history_bounds.py` rewrites tests/histories/. A change to a workflow that alters its commands must
-be wrapped in `workflow.patched(...)`, or this test fails. `v1_*` are the histories recorded before the
-`parent-reads-child-results` patch; they are kept, renamed, so the old path keeps replaying.
+be wrapped in `workflow.patched(...)`, or this test fails. Histories of older code are kept, renamed, so the
+old paths keep replaying: `v1_*` from before the `parent-reads-child-results` patch, `v2_*` from before
+`checkin-in-one-activity`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def test_histories_were_recorded() -> None:
     assert "lifecycle_cancelled.json" in names
     assert "year_weekly.A1.run2.json" in names, "a continue-as-new run"
     assert "v1_lifecycle_closed.json" in names, "a run from before the parent-reads-child-results patch"
+    assert "v2_year_weekly.A1.run2.json" in names, "a run from before the checkin-in-one-activity patch"
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
