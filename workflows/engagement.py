@@ -72,6 +72,7 @@ M = TypeVar("M", bound=BaseModel)
 
 # workflow.patched ids: each guards a change of commands, so histories of older runs still replay.
 PARENT_READS_CHILD_RESULTS = "parent-reads-child-results"
+FORMAT_CHOSEN_AFTER_START = "format-chosen-after-start"
 
 
 def _parse(model: type[M], raw: Any) -> M:
@@ -275,6 +276,10 @@ class EngagementWorkflow:
     @workflow.update
     async def choose_format(self, raw: Any) -> Recommendation:
         choice = _parse(ChooseFormat, raw)
+        if workflow.patched(FORMAT_CHOSEN_AFTER_START):
+            # A choice sent right after the start waits for the start's events, so the log reads in order
+            # (both activities ran at once before, and a busy store could commit the choice first).
+            await workflow.wait_condition(lambda: self._phase is not Phase.scoping)
         self._format = choice.format
         if choice.format is not self._recommendation.format:
             self._recommendation = recommend_as(self._scoping, choice.format)
