@@ -4,7 +4,7 @@
 
 Starts its own stack as `engage dev` runs it (a file-backed Temporal dev server with WAL SQLite, embedded
 Postgres, the SMTP sink and Radicale, each in its own process) and the worker as its own process
-(`worker.py`, default settings). Then:
+(`worker.py`, default settings; `--workers N` starts N of them on the one task queue). Then:
 
 1. Brings N engagements (default 2,000) with 5 actions each through the real lifecycle (start, format,
    session, outcomes) into follow-through, 40 at a time: `start_s`, `open_workflows`.
@@ -12,8 +12,8 @@ Postgres, the SMTP sink and Radicale, each in its own process) and the worker as
    with a daily cadence at 00:00 local, every first check-in then falls due at that same instant (the
    engine's own scheduling rule, nothing patched). `--quick` uses a cadence of seconds instead.
 3. Measures, from the outbox, when each check-in request was handed to the SMTP sink: `checkins_per_s` and
-   `max_checkin_lag_s` (how late the latest went out after its due time), and samples the worker's resident
-   memory all along: `worker_rss_mb` (peak).
+   `max_checkin_lag_s` (how late the latest went out after its due time), and samples each worker's resident
+   memory all along: `worker_rss_mb` (the peak of the largest).
 """
 
 from __future__ import annotations
@@ -123,18 +123,22 @@ async def set_up(client: Client, queue: str, engagement_id: str, cadence: str, z
 
 
 class RssSampler:
-    """The worker's resident memory, sampled every second from /proc."""
+    """The workers' resident memory, sampled every second from /proc: the largest one's."""
 
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = pids
         self.peak_kb = 0
         self._task: asyncio.Task[None] | None = None
 
-    def current_kb(self) -> int:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+    @staticmethod
+    def _rss_kb(pid: int) -> int:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
         return 0
+
+    def current_kb(self) -> int:
+        return max(self._rss_kb(pid) for pid in self.pids)
 
     async def _run(self) -> None:
         while True:
@@ -150,18 +154,18 @@ class RssSampler:
         self._task.cancel()
 
 
-def start_worker(settings: Settings, folder: Path) -> subprocess.Popen[bytes]:
-    ready = folder / "worker.ready"
+def start_worker(settings: Settings, folder: Path, name: str = "worker") -> subprocess.Popen[bytes]:
+    ready = folder / f"{name}.ready"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ENGAGE_")}
     env.update(ENGAGE_TEMPORAL_ADDRESS=settings.temporal_address, ENGAGE_DATABASE_URL=settings.database_dsn(),
                ENGAGE_SMTP_URL=settings.smtp_url.get_secret_value(), ENGAGE_CALDAV_URL=settings.caldav_url,
                ENGAGE_TASK_QUEUE=settings.task_queue, ENGAGE_LOG_FORMAT="json", PYTHONPATH=str(ROOT))
     proc = spawn([sys.executable, str(ROOT / "worker.py"), "--ready-file", str(ready)],
-                 log_path=folder / "worker.log", env=env)
+                 log_path=folder / f"{name}.log", env=env)
     deadline = time.monotonic() + 60
     while not ready.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the worker did not start; see {folder / 'worker.log'}")
+            raise RuntimeError(f"the worker did not start; see {folder / f'{name}.log'}")
         time.sleep(0.2)
     return proc
 
@@ -193,7 +197,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     settings = settings.model_copy(update={"metrics_port": free_port()})
     pool = await create_pool(settings)
     await migrate(pool)
-    worker = start_worker(settings, folder)
+    workers = [start_worker(settings, folder, f"worker{i}") for i in range(args.workers)]
     run = uuid.uuid4().hex[:6]
     prefix = f"scale-{run}-"
     try:
@@ -207,8 +211,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             cadence = "1d"
         results: dict[str, Any] = {"engagements": n, "actions": n * ACTIONS, "quick": args.quick,
                                    "machine": f"{os.cpu_count()} cores", "owner_timezone": zone,
-                                   "max_cached_workflows": settings.max_cached_workflows}
-        with RssSampler(worker.pid) as rss:
+                                   "max_cached_workflows": settings.max_cached_workflows, "workers": args.workers}
+        with RssSampler([w.pid for w in workers]) as rss:
             limit = asyncio.Semaphore(IN_FLIGHT)
             done = 0
 
@@ -268,7 +272,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         console.print(f"[green]✓[/] {len(sent)} check-ins sent, the last {results['max_checkin_lag_s']} s late")
         return results
     finally:
-        stop_process(worker)
+        for worker in workers:
+            stop_process(worker)
         await pool.close()
         stack.stop()
 
@@ -281,6 +286,7 @@ def main() -> None:
     parser.add_argument("--setup-s-per-engagement", type=float, default=0.6,
                         help="planned set-up time per engagement, to pick the zone whose midnight comes after it")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the check-ins")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes on the one task queue")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     from adapters.logging import configure_logging

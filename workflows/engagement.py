@@ -72,7 +72,7 @@ M = TypeVar("M", bound=BaseModel)
 
 # workflow.patched ids: each guards a change of commands, so histories of older runs still replay.
 PARENT_READS_CHILD_RESULTS = "parent-reads-child-results"
-FORMAT_CHOSEN_AFTER_START = "format-chosen-after-start"
+FORMAT_RECORDED_BY_THE_LIFECYCLE = "format-recorded-by-the-lifecycle"
 
 
 def _parse(model: type[M], raw: Any) -> M:
@@ -109,6 +109,7 @@ class EngagementWorkflow:
         self._watchers: list[asyncio.Task[None]] = []  # one per child: its result is its closed view
         self._cancel: CancelEngagement | None = None
         self._sa_values: dict[str, object] = {}
+        self._format_choice: ChooseFormat | None = None  # chosen, not yet logged
 
     # === the lifecycle ======================================================================================
 
@@ -142,7 +143,11 @@ class EngagementWorkflow:
     async def _format_choice_phase(self) -> None:
         await self._enter(Phase.format_choice,
                           f"waiting for the consultant to confirm {self._recommendation.format.value}")
-        await self._wait(lambda: self._format is not None, "Wait for the consultant to choose the format")
+        try:
+            await self._wait(lambda: self._format is not None, "Wait for the consultant to choose the format")
+        finally:
+            if self._format_choice is not None:  # a cancel right after the choice still logs it
+                await self._record_format(self._format_choice)
 
     async def _scheduling_phase(self) -> None:
         await self._enter(Phase.scheduling, "waiting for the session date (engage schedule)")
@@ -276,18 +281,22 @@ class EngagementWorkflow:
     @workflow.update
     async def choose_format(self, raw: Any) -> Recommendation:
         choice = _parse(ChooseFormat, raw)
-        if workflow.patched(FORMAT_CHOSEN_AFTER_START):
-            # A choice sent right after the start waits for the start's events, so the log reads in order
-            # (both activities ran at once before, and a busy store could commit the choice first).
-            await workflow.wait_condition(lambda: self._phase is not Phase.scoping)
         self._format = choice.format
         if choice.format is not self._recommendation.format:
             self._recommendation = recommend_as(self._scoping, choice.format)
+        if workflow.patched(FORMAT_RECORDED_BY_THE_LIFECYCLE):
+            # The lifecycle logs the choice after the start's events. Logged here, both activities ran at once,
+            # and a busy store could commit the choice before the start.
+            self._format_choice = choice
+        else:
+            await self._record_format(choice)
+        self._upsert_search_attributes()
+        return self._recommendation
+
+    async def _record_format(self, choice: ChooseFormat) -> None:
         await record(self._id, ("format", ev.FormatChosen(format=choice.format,
                                                           recommended=recommend(self._scoping).format,
                                                           reason=choice.reason)))
-        self._upsert_search_attributes()
-        return self._recommendation
 
     @choose_format.validator
     def _validate_choose_format(self, raw: Any) -> None:
