@@ -20,7 +20,9 @@ async def test_small_chaos_run_loses_nothing_and_sends_nothing_twice() -> None:
     assert figures["faults"].get("worker_killed", 0) >= 3
     assert {"smtp_outage", "postgres_outage", "temporal_restarted"} <= figures["faults"].keys()
     assert figures["closed"] == figures["engagements"] == 10
-    assert figures["messages_expected"] >= 10 * 11  # invitations, assignments, reports, a check-in each
+    # Invitations (3), assignments (3) and reports (2) for each, and check-ins: how many depends on how late
+    # the faults let each follow-through start before its horizon, so only "some" is asserted.
+    assert figures["messages_expected"] >= 10 * 8 + 10
     assert figures["messages_delivered"] == figures["messages_expected"]
     assert (figures["lost"], figures["unrecorded"], figures["event_gaps"]) == (0, 0, 0)
     # A SIGKILL between the relay's "250 accepted" and the outbox commit re-sends that one message, with the

@@ -268,7 +268,7 @@ async def test_invalid_updates_are_rejected_and_the_engagement_goes_on(
         added = {EventType.Name(e.event_type) for e in (await handle.fetch_history()).events[history_before:]}
         assert not {name for name in added if "UPDATE" in name}, added
         status: EngagementStatus = await handle.query(EW.status)
-        if status.phase in (Phase.scoping, Phase.format_choice):
+        if status.format is None:
             await handle.execute_update(EW.choose_format, ChooseFormat(format="combined"))
         if status.session is None:
             plan = await handle.execute_update(EW.schedule_session, ScheduleSession(on=date(2027, 2, 10)))

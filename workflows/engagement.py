@@ -302,8 +302,10 @@ class EngagementWorkflow:
     def _validate_choose_format(self, raw: Any) -> None:
         choice = _parse(ChooseFormat, raw)
         self._require_open()
-        if self._phase not in (Phase.scoping, Phase.format_choice) or self._format is not None:
-            raise _reject(f"format: the format can only be chosen once, in format_choice "
+        if self._format is not None:
+            raise _reject(f"format: the format can only be chosen once ({self._format.value} was chosen)")
+        if self._phase not in (Phase.scoping, Phase.format_choice):
+            raise _reject(f"format: the format can only be chosen in format_choice "
                           f"(the engagement is in {self._phase.value})")
         error = format_fit_error(choice.format, self._scoping.constraints)
         if error:
