@@ -40,8 +40,8 @@ async def _described(env: WorkflowEnvironment, workflow_id: str) -> WorkflowExec
     return described.workflow_execution_info
 
 
-async def execution_status(env: WorkflowEnvironment, handle: WorkflowHandle) -> int:
-    return (await _described(env, handle.id)).status
+async def execution_status(env: WorkflowEnvironment, workflow_id: str) -> int:
+    return (await _described(env, workflow_id)).status
 
 
 async def next_checkin_attribute(env: WorkflowEnvironment, workflow_id: str) -> datetime | None:

@@ -394,7 +394,7 @@ async def test_update_payloads_never_break_a_running_engagement(
         # Follow-through: values and snoozes go to the children; everything else is refused by phase.
         await asyncio.to_thread(fuzz_updates(loop, handle, FOLLOW_THROUGH_UPDATES, tally))
 
-        assert await execution_status(env, handle) == WORKFLOW_EXECUTION_STATUS_RUNNING
+        assert await execution_status(env, handle.id) == WORKFLOW_EXECUTION_STATUS_RUNNING
         assert (await handle.query(EW.status)).phase is Phase.follow_through
         await assert_no_workflow_task_failed(handle)
 
@@ -402,7 +402,7 @@ async def test_update_payloads_never_break_a_running_engagement(
         final: EngagementStatus = await asyncio.wait_for(handle.result(), 120)
         assert final.phase is Phase.closed
         assert all(a.closed_reason is not None for a in final.actions)
-        assert await execution_status(env, handle) == WORKFLOW_EXECUTION_STATUS_COMPLETED
+        assert await execution_status(env, handle.id) == WORKFLOW_EXECUTION_STATUS_COMPLETED
         await assert_no_workflow_task_failed(handle)
 
     print(f"update fuzz: {sum(tally.values())} updates: {dict(sorted(tally.items()))}")

@@ -201,7 +201,7 @@ async def test_cancel_during_follow_through_stops_every_child(
         final: EngagementStatus = await handle.result()
         await save_history(handle, "lifecycle_cancelled")
         for child in ("A1", "A2"):
-            status = await execution_status(env, env.client.get_workflow_handle(f"{handle.id}/{child}"))
+            status = await execution_status(env, f"{handle.id}/{child}")
             assert status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_COMPLETED
         await env.sleep(timedelta(days=30))
 
