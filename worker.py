@@ -7,6 +7,7 @@ import asyncio
 import signal
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import structlog
 from temporalio.client import Client
@@ -39,11 +40,18 @@ def build_worker(client: Client, settings: Settings, activities: list) -> Worker
         task_queue=settings.task_queue,
         workflows=[EngagementWorkflow, ActionFollowThroughWorkflow],
         activities=activities,
-        # A restarted worker should pick up cached workflows within seconds, not after the default 10 s.
-        sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),
-        max_cached_workflows=settings.max_cached_workflows,
-        graceful_shutdown_timeout=timedelta(seconds=10),
+        **worker_options(settings),
     )
+
+
+def worker_options(settings: Settings) -> dict[str, Any]:
+    """How every engage worker is tuned (bench/bare_worker.py runs its baseline with the same)."""
+    return {
+        # A restarted worker should pick up cached workflows within seconds, not after the default 10 s.
+        "sticky_queue_schedule_to_start_timeout": timedelta(seconds=3),
+        "max_cached_workflows": settings.max_cached_workflows,
+        "graceful_shutdown_timeout": timedelta(seconds=10),
+    }
 
 
 async def run(settings: Settings, ready_file: Path | None = None) -> None:

@@ -8,7 +8,8 @@ counts come from a real engagement's history in the same run, so the comparison 
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 from temporalio import activity, workflow
@@ -60,3 +61,68 @@ class BareEngagement:
             workflow.execute_child_workflow(BareChild.run, shape, id=f"{info.workflow_id}/c{i}")
             for i in range(shape.children)))
         return done + sum(results)
+
+
+# --- the burst baseline of bench/scale.py ---------------------------------------------------------------------
+
+
+class BareCheckIn(BaseModel):
+    parent_id: str
+    key: str
+    due_at: datetime
+
+
+class BareScaleInput(BaseModel):
+    children: int
+    due_at: datetime
+
+
+@activity.defn(name="bare_checkin")
+async def bare_checkin(key: str) -> None:
+    """The no-op send: it only notes when it ran (bench/bare_worker.py), as the outbox notes when ours went out."""
+    note = _burst_note
+    if note is not None:
+        note(key)
+
+
+_burst_note: Callable[[str], object] | None = None
+
+
+def note_checkins_with(note: Callable[[str], object]) -> None:
+    global _burst_note
+    _burst_note = note
+
+
+@workflow.defn
+class BareFollowThrough:
+    """What a check-in costs at the least, with one workflow per action: the timer fires, one activity sends,
+    the parent is told by a signal; then it waits for the next one, as ours does."""
+
+    @workflow.run
+    async def run(self, inp: BareCheckIn) -> None:
+        await workflow.sleep(max(timedelta(milliseconds=1), inp.due_at - workflow.now()))
+        await workflow.execute_activity(bare_checkin, inp.key, start_to_close_timeout=timedelta(seconds=30))
+        await workflow.get_external_workflow_handle(inp.parent_id).signal(BareScaleEngagement.told, inp.key)
+        await workflow.sleep(timedelta(days=1))
+
+
+@workflow.defn
+class BareScaleEngagement:
+    """The parent: starts one follow-through per action and counts what they tell it."""
+
+    def __init__(self) -> None:
+        self.told_keys = 0
+
+    @workflow.signal
+    def told(self, key: str) -> None:
+        self.told_keys += 1
+
+    @workflow.run
+    async def run(self, inp: BareScaleInput) -> None:
+        parent_id = workflow.info().workflow_id
+        await asyncio.gather(*(
+            workflow.start_child_workflow(
+                BareFollowThrough.run, BareCheckIn(parent_id=parent_id, key=f"{parent_id}/c{i}", due_at=inp.due_at),
+                id=f"{parent_id}/c{i}")
+            for i in range(inp.children)))
+        await workflow.sleep(timedelta(days=1))

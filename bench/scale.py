@@ -40,6 +40,7 @@ from rich.console import Console  # noqa: E402
 from temporalio.client import Client, WorkflowUpdateFailedError  # noqa: E402
 
 from adapters.temporal import connect, engagement_workflow_id  # noqa: E402
+from bench.bare import BareScaleEngagement, BareScaleInput  # noqa: E402
 from bench.run import ROOT, Stack, bench_scoping  # noqa: E402
 from devstack.process import free_port, spawn  # noqa: E402
 from devstack.process import stop as stop_process  # noqa: E402
@@ -154,13 +155,15 @@ class RssSampler:
         self._task.cancel()
 
 
-def start_worker(settings: Settings, folder: Path, name: str = "worker") -> subprocess.Popen[bytes]:
+def start_worker(settings: Settings, folder: Path, name: str = "worker", script: Path = ROOT / "worker.py",
+                 *args: str) -> subprocess.Popen[bytes]:
     ready = folder / f"{name}.ready"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ENGAGE_")}
     env.update(ENGAGE_TEMPORAL_ADDRESS=settings.temporal_address, ENGAGE_DATABASE_URL=settings.database_dsn(),
                ENGAGE_SMTP_URL=settings.smtp_url.get_secret_value(), ENGAGE_CALDAV_URL=settings.caldav_url,
-               ENGAGE_TASK_QUEUE=settings.task_queue, ENGAGE_LOG_FORMAT="json", PYTHONPATH=str(ROOT))
-    proc = spawn([sys.executable, str(ROOT / "worker.py"), "--ready-file", str(ready)],
+               ENGAGE_TASK_QUEUE=settings.task_queue, ENGAGE_LOG_FORMAT="json", PYTHONPATH=str(ROOT),
+               ENGAGE_MAX_CACHED_WORKFLOWS=str(settings.max_cached_workflows))
+    proc = spawn([sys.executable, str(script), "--ready-file", str(ready), *args],
                  log_path=folder / f"{name}.log", env=env)
     deadline = time.monotonic() + 60
     while not ready.exists():
@@ -189,12 +192,60 @@ async def sent_times(pool: asyncpg.Pool, prefix: str) -> dict[tuple[str, str], d
     return sent
 
 
+async def bare_burst(client: Client, settings: Settings, folder: Path, n: int, quick: bool,
+                     timeout: float) -> dict[str, Any]:
+    """The same burst on bare Temporal, on the same server after ours, with its own worker process tuned as
+    ours: n parents of 5 follow-throughs whose timers all fire at one instant, each then running one no-op
+    activity and signalling its parent (bench/bare.py). What the machine can do at best for that burst."""
+    bare = settings.model_copy(update={"task_queue": f"{settings.task_queue}-bare"})
+    log = folder / "bare-checkins.log"
+    worker = start_worker(bare, folder, "bare-worker", ROOT / "bench" / "bare_worker.py", "--log", str(log))
+    try:
+        began = datetime.now(UTC)
+        # Long enough for every follow-through to start its timer first (about 100 starts/s here).
+        due_at = (began + timedelta(seconds=10 if quick else 60 + n * ACTIONS * 0.03)).replace(microsecond=0)
+        prefix = f"bare-{uuid.uuid4().hex[:6]}-"
+        limit = asyncio.Semaphore(100)
+
+        async def start(i: int) -> None:
+            async with limit:
+                await client.start_workflow(BareScaleEngagement.run, BareScaleInput(children=ACTIONS, due_at=due_at),
+                                            id=f"{prefix}{i}", task_queue=bare.task_queue)
+
+        with console.status("scale: setting up the bare baseline..."):
+            await asyncio.gather(*(start(i) for i in range(n)))
+            query = f'WorkflowType="BareFollowThrough" AND WorkflowId STARTS_WITH "{prefix}"'
+            while (await client.count_workflows(query)).count < n * ACTIONS and datetime.now(UTC) < due_at:
+                await asyncio.sleep(1)
+        ready_s = (datetime.now(UTC) - began).total_seconds()
+        deadline = time.monotonic() + timeout + max(0.0, (due_at - datetime.now(UTC)).total_seconds())
+        sent: dict[str, float] = {}
+        with console.status("scale: bare check-ins going out...") as status:
+            while len(sent) < n * ACTIONS and time.monotonic() < deadline:
+                await asyncio.sleep(2)
+                if log.exists():
+                    sent = {key: float(at) for key, at in (line.split() for line in log.read_text().splitlines())}
+                status.update(f"scale: {len(sent)}/{n * ACTIONS} bare check-ins sent")
+    finally:
+        stop_process(worker)
+    lags = sorted(at - due_at.timestamp() for at in sent.values())
+    console.print(f"[green]✓[/] {len(sent)} bare check-ins sent, the last {lags[-1] if lags else None:.1f} s late")
+    return {
+        "bare_ready_s": round(ready_s, 1), "bare_checkins_sent": len(sent),
+        "bare_checkins_per_s": round(len(sent) / max(0.001, lags[-1]), 1) if lags else None,
+        "bare_max_checkin_lag_s": round(lags[-1], 1) if lags else None,
+        "bare_median_checkin_lag_s": round(lags[len(lags) // 2], 1) if lags else None,
+    }
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     n = args.engagements or (3 if args.quick else 2000)
     folder = Path(tempfile.mkdtemp(prefix="engage-scale-"))
     stack = Stack(folder, persistent=True, fast_sqlite=True)
     settings = stack.start()
     settings = settings.model_copy(update={"metrics_port": free_port()})
+    if args.max_cached_workflows is not None:
+        settings = settings.model_copy(update={"max_cached_workflows": args.max_cached_workflows})
     pool = await create_pool(settings)
     await migrate(pool)
     workers = [start_worker(settings, folder, f"worker{i}") for i in range(args.workers)]
@@ -270,6 +321,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             "median_checkin_lag_s": round(lags[len(lags) // 2], 1) if lags else None,
         })
         console.print(f"[green]✓[/] {len(sent)} check-ins sent, the last {results['max_checkin_lag_s']} s late")
+        if not args.no_baseline:
+            results.update(await bare_burst(client, settings, folder, n, args.quick, args.timeout))
+            if results["bare_max_checkin_lag_s"] and results["max_checkin_lag_s"] is not None:
+                results["lag_vs_bare"] = round(results["max_checkin_lag_s"] / results["bare_max_checkin_lag_s"], 2)
         return results
     finally:
         for worker in workers:
@@ -287,6 +342,10 @@ def main() -> None:
                         help="planned set-up time per engagement, to pick the zone whose midnight comes after it")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the check-ins")
     parser.add_argument("--workers", type=int, default=1, help="worker processes on the one task queue")
+    parser.add_argument("--max-cached-workflows", type=int, default=None,
+                        help="the workers' sticky cache (default: the setting, ENGAGE_MAX_CACHED_WORKFLOWS)")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="skip the bare-Temporal burst that follows ours (bench/bare.py)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     from adapters.logging import configure_logging

@@ -25,7 +25,8 @@ async def test_bench_run_quick_prints_every_figure() -> None:
     assert figures["max_history_events"] <= 2000
 
 
-SCALE_KEYS = {"open_workflows", "start_s", "worker_rss_mb", "checkins_per_s", "max_checkin_lag_s"}
+SCALE_KEYS = {"open_workflows", "start_s", "worker_rss_mb", "checkins_per_s", "max_checkin_lag_s",
+              "bare_checkins_per_s", "bare_max_checkin_lag_s", "lag_vs_bare"}
 
 
 async def test_bench_scale_quick_opens_engagements_and_sends_every_first_checkin() -> None:
@@ -41,3 +42,6 @@ async def test_bench_scale_quick_opens_engagements_and_sends_every_first_checkin
     assert figures["checkins_sent"] == figures["checkins_due"] == 15
     assert figures["worker_rss_mb"] > 0
     assert 0 <= figures["max_checkin_lag_s"] < 60
+    # The bare baseline ran the same burst on the same server: every one of its check-ins went out too.
+    assert figures["bare_checkins_sent"] == 15
+    assert 0 <= figures["bare_max_checkin_lag_s"] < 60
