@@ -246,6 +246,13 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     settings = settings.model_copy(update={"metrics_port": free_port()})
     if args.max_cached_workflows is not None:
         settings = settings.model_copy(update={"max_cached_workflows": args.max_cached_workflows})
+    if args.baseline_only:
+        try:
+            return {"engagements": n, "actions": n * ACTIONS, "quick": args.quick, "machine": f"{os.cpu_count()} cores",
+                    "max_cached_workflows": settings.max_cached_workflows,
+                    **await bare_burst(await connect(settings), settings, folder, n, args.quick, args.timeout)}
+        finally:
+            stack.stop()
     pool = await create_pool(settings)
     await migrate(pool)
     workers = [start_worker(settings, folder, f"worker{i}") for i in range(args.workers)]
@@ -346,6 +353,8 @@ def main() -> None:
                         help="the workers' sticky cache (default: the setting, ENGAGE_MAX_CACHED_WORKFLOWS)")
     parser.add_argument("--no-baseline", action="store_true",
                         help="skip the bare-Temporal burst that follows ours (bench/bare.py)")
+    parser.add_argument("--baseline-only", action="store_true",
+                        help="only the bare-Temporal burst: what this machine does at best, in minutes")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     from adapters.logging import configure_logging
