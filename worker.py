@@ -11,7 +11,7 @@ from typing import Any
 
 import structlog
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from schemas.settings import Settings, get_settings
 
@@ -46,7 +46,9 @@ def build_worker(client: Client, settings: Settings, activities: list) -> Worker
 
 def worker_options(settings: Settings) -> dict[str, Any]:
     """How every engage worker is tuned (bench/bare_worker.py runs its baseline with the same)."""
+    runner = {} if settings.workflow_sandbox else {"workflow_runner": UnsandboxedWorkflowRunner()}
     return {
+        **runner,
         # A restarted worker should pick up cached workflows within seconds, not after the default 10 s.
         "sticky_queue_schedule_to_start_timeout": timedelta(seconds=3),
         "max_cached_workflows": settings.max_cached_workflows,

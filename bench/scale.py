@@ -162,7 +162,8 @@ def start_worker(settings: Settings, folder: Path, name: str = "worker", script:
     env.update(ENGAGE_TEMPORAL_ADDRESS=settings.temporal_address, ENGAGE_DATABASE_URL=settings.database_dsn(),
                ENGAGE_SMTP_URL=settings.smtp_url.get_secret_value(), ENGAGE_CALDAV_URL=settings.caldav_url,
                ENGAGE_TASK_QUEUE=settings.task_queue, ENGAGE_LOG_FORMAT="json", PYTHONPATH=str(ROOT),
-               ENGAGE_MAX_CACHED_WORKFLOWS=str(settings.max_cached_workflows))
+               ENGAGE_MAX_CACHED_WORKFLOWS=str(settings.max_cached_workflows),
+               ENGAGE_WORKFLOW_SANDBOX=str(settings.workflow_sandbox).lower())
     proc = spawn([sys.executable, str(script), "--ready-file", str(ready), *args],
                  log_path=folder / f"{name}.log", env=env)
     deadline = time.monotonic() + 60
@@ -202,8 +203,8 @@ async def bare_burst(client: Client, settings: Settings, folder: Path, n: int, q
     worker = start_worker(bare, folder, "bare-worker", ROOT / "bench" / "bare_worker.py", "--log", str(log))
     try:
         began = datetime.now(UTC)
-        # Long enough for every follow-through to start its timer first (about 100 starts/s here).
-        due_at = (began + timedelta(seconds=10 if quick else 60 + n * ACTIONS * 0.03)).replace(microsecond=0)
+        # Long enough for every follow-through to start its timer first (about 150 workflows/s here).
+        due_at = (began + timedelta(seconds=10 if quick else 30 + n * ACTIONS * 0.015)).replace(microsecond=0)
         prefix = f"bare-{uuid.uuid4().hex[:6]}-"
         limit = asyncio.Semaphore(100)
 
@@ -246,10 +247,13 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     settings = settings.model_copy(update={"metrics_port": free_port()})
     if args.max_cached_workflows is not None:
         settings = settings.model_copy(update={"max_cached_workflows": args.max_cached_workflows})
+    if args.no_sandbox:
+        settings = settings.model_copy(update={"workflow_sandbox": False})
     if args.baseline_only:
         try:
             return {"engagements": n, "actions": n * ACTIONS, "quick": args.quick, "machine": f"{os.cpu_count()} cores",
                     "max_cached_workflows": settings.max_cached_workflows,
+                    "workflow_sandbox": settings.workflow_sandbox,
                     **await bare_burst(await connect(settings), settings, folder, n, args.quick, args.timeout)}
         finally:
             stack.stop()
@@ -269,7 +273,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             cadence = "1d"
         results: dict[str, Any] = {"engagements": n, "actions": n * ACTIONS, "quick": args.quick,
                                    "machine": f"{os.cpu_count()} cores", "owner_timezone": zone,
-                                   "max_cached_workflows": settings.max_cached_workflows, "workers": args.workers}
+                                   "max_cached_workflows": settings.max_cached_workflows, "workers": args.workers,
+                                   "workflow_sandbox": settings.workflow_sandbox}
         with RssSampler([w.pid for w in workers]) as rss:
             limit = asyncio.Semaphore(IN_FLIGHT)
             done = 0
@@ -351,6 +356,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="worker processes on the one task queue")
     parser.add_argument("--max-cached-workflows", type=int, default=None,
                         help="the workers' sticky cache (default: the setting, ENGAGE_MAX_CACHED_WORKFLOWS)")
+    parser.add_argument("--no-sandbox", action="store_true",
+                        help="run the workers without the workflow sandbox (ENGAGE_WORKFLOW_SANDBOX=false)")
     parser.add_argument("--no-baseline", action="store_true",
                         help="skip the bare-Temporal burst that follows ours (bench/bare.py)")
     parser.add_argument("--baseline-only", action="store_true",

@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     # history on its next task (a follow-through's history is short), so thousands of open engagements fit a
     # small worker. bench/scale.py measures the worker's memory with this default.
     max_cached_workflows: int = Field(default=500, ge=0, le=100_000)
+    # The SDK's workflow sandbox re-imports the workflow modules for every cached workflow and checks every
+    # import: safety against non-deterministic code, paid in memory and CPU (docs/BENCHMARKS.md measures it).
+    # Tests always run sandboxed; a worker may run without it to cache many more workflows in the same memory.
+    workflow_sandbox: bool = True
 
     smtp_url: SecretStr = SecretStr(f"smtp://127.0.0.1:{DEV_PORTS['smtp']}")
     mail_from: str = "engage@engage.localhost"
