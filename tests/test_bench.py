@@ -45,3 +45,17 @@ async def test_bench_scale_quick_opens_engagements_and_sends_every_first_checkin
     # The bare baseline ran the same burst on the same server: every one of its check-ins went out too.
     assert figures["bare_checkins_sent"] == 15
     assert 0 <= figures["bare_max_checkin_lag_s"] < 60
+
+
+async def test_bench_replay_times_a_cold_task_with_and_without_the_sandbox() -> None:
+    proc = await asyncio.create_subprocess_exec(sys.executable, str(ROOT / "bench" / "replay.py"), "--rounds", "2",
+                                                "--json", stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    assert proc.returncode == 0, err.decode()[-3000:]
+    figures = json.loads(out)
+    for label in ("engagement", "follow_through"):
+        # The recorded histories replay in both modes (a failed replay raises), and each took some time.
+        assert figures[f"{label}_events"] > 10
+        assert figures[f"{label}_replay_ms_sandboxed"] > 0
+        assert figures[f"{label}_replay_ms_unsandboxed"] > 0
