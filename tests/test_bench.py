@@ -44,6 +44,7 @@ async def test_bench_scale_quick_opens_engagements_and_sends_every_first_checkin
     assert 0 <= figures["max_checkin_lag_s"] < 60
     # The bare baseline ran the same burst on the same server: every one of its check-ins went out too.
     assert figures["bare_checkins_sent"] == 15
+    assert figures["bare_ready_before_due"] is True
     assert 0 <= figures["bare_max_checkin_lag_s"] < 60
 
 
