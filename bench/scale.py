@@ -14,6 +14,10 @@ Postgres, the SMTP sink and Radicale, each in its own process) and the worker as
 3. Measures, from the outbox, when each check-in request was handed to the SMTP sink: `checkins_per_s` and
    `max_checkin_lag_s` (how late the latest went out after its due time), and samples each worker's resident
    memory all along: `worker_rss_mb` (the peak of the largest).
+4. Then runs the same burst on bare Temporal, on the same server, with its own worker process tuned as ours
+   (bench/bare.py, bench/bare_worker.py): N parents of 5 follow-throughs whose timers fire at one instant, each
+   then one no-op activity and a signal to its parent. `bare_max_checkin_lag_s` is what this machine does at
+   best for that burst; `lag_vs_bare` is ours over it. `--baseline-only` runs this step alone.
 """
 
 from __future__ import annotations
