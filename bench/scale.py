@@ -236,7 +236,8 @@ async def bare_burst(client: Client, settings: Settings, folder: Path, n: int, q
     finally:
         stop_process(worker)
     lags = sorted(at - due_at.timestamp() for at in sent.values())
-    console.print(f"[green]✓[/] {len(sent)} bare check-ins sent, the last {lags[-1] if lags else None:.1f} s late")
+    last = f"the last {lags[-1]:.1f} s late" if lags else "none of them"
+    console.print(f"[green]✓[/] {len(sent)} bare check-ins sent, {last}")
     return {
         "bare_ready_s": round(ready_s, 1), "bare_ready_before_due": ready, "bare_checkins_sent": len(sent),
         "bare_checkins_per_s": round(len(sent) / max(0.001, lags[-1]), 1) if lags else None,
