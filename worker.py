@@ -11,7 +11,8 @@ from typing import Any
 
 import structlog
 from temporalio.client import Client
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from schemas.settings import Settings, get_settings
 
@@ -44,11 +45,15 @@ def build_worker(client: Client, settings: Settings, activities: list) -> Worker
     )
 
 
+def workflow_runner(sandbox: bool) -> WorkflowRunner:
+    """The SDK's sandbox (its default), or none (ENGAGE_WORKFLOW_SANDBOX=false; the cost is in docs/BENCHMARKS.md)."""
+    return SandboxedWorkflowRunner() if sandbox else UnsandboxedWorkflowRunner()
+
+
 def worker_options(settings: Settings) -> dict[str, Any]:
     """How every engage worker is tuned (bench/bare_worker.py runs its baseline with the same)."""
-    runner = {} if settings.workflow_sandbox else {"workflow_runner": UnsandboxedWorkflowRunner()}
     return {
-        **runner,
+        "workflow_runner": workflow_runner(settings.workflow_sandbox),
         # A restarted worker should pick up cached workflows within seconds, not after the default 10 s.
         "sticky_queue_schedule_to_start_timeout": timedelta(seconds=3),
         "max_cached_workflows": settings.max_cached_workflows,

@@ -23,8 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from temporalio.client import WorkflowHistory  # noqa: E402
 from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
-from temporalio.worker import Replayer, UnsandboxedWorkflowRunner  # noqa: E402
+from temporalio.worker import Replayer  # noqa: E402
 
+from tests.lifecycle import load_history  # noqa: E402
+from worker import workflow_runner  # noqa: E402
 from workflows.engagement import EngagementWorkflow  # noqa: E402
 from workflows.follow_through import ActionFollowThroughWorkflow  # noqa: E402
 
@@ -32,16 +34,10 @@ HISTORIES = Path(__file__).resolve().parent.parent / "tests" / "histories"
 CASES = {"engagement": "lifecycle_closed.json", "follow_through": "lifecycle_closed.A1.run1.json"}
 
 
-def load(name: str) -> WorkflowHistory:
-    data = json.loads((HISTORIES / name).read_text())
-    return WorkflowHistory.from_json(data["workflow_id"], data["history"])
-
-
 async def replay_ms(history: WorkflowHistory, rounds: int, sandbox: bool) -> float:
     """Mean milliseconds per replay over `rounds`, after one warm-up (imports, type adapters)."""
-    runner: dict[str, Any] = {} if sandbox else {"workflow_runner": UnsandboxedWorkflowRunner()}
     replayer = Replayer(workflows=[EngagementWorkflow, ActionFollowThroughWorkflow],
-                        data_converter=pydantic_data_converter, **runner)
+                        data_converter=pydantic_data_converter, workflow_runner=workflow_runner(sandbox))
     await replayer.replay_workflow(history)
     began = time.perf_counter()
     for _ in range(rounds):
@@ -52,7 +48,7 @@ async def replay_ms(history: WorkflowHistory, rounds: int, sandbox: bool) -> flo
 async def main_async(rounds: int) -> dict[str, Any]:
     results: dict[str, Any] = {"rounds": rounds}
     for label, name in CASES.items():
-        history = load(name)
+        history = load_history(HISTORIES / name)
         results[f"{label}_events"] = len(history.events)
         sandboxed = await replay_ms(history, rounds, sandbox=True)
         bare = await replay_ms(history, rounds, sandbox=False)

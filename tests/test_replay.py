@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from schemas.settings import Settings
 from tests.lifecycle import load_history
 from tests.unpatched_workflow import EngagementWorkflowChangedWithoutPatch
-from worker import worker_options
+from worker import worker_options, workflow_runner
 from workflows.engagement import EngagementWorkflow
 from workflows.follow_through import ActionFollowThroughWorkflow
 
@@ -34,28 +35,21 @@ def test_histories_were_recorded() -> None:
     assert "v2_year_weekly.A1.run2.json" in names, "a run from before the checkin-in-one-activity patch"
 
 
+@pytest.mark.parametrize("sandbox", [True, False], ids=["sandboxed", "unsandboxed"])
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
-async def test_recorded_history_replays(path: Path) -> None:
+async def test_recorded_history_replays(path: Path, sandbox: bool) -> None:
+    # ENGAGE_WORKFLOW_SANDBOX=false runs the same workflow code outside the sandbox: it must decide the same.
     replayer = Replayer(workflows=[EngagementWorkflow, ActionFollowThroughWorkflow],
-                        data_converter=pydantic_data_converter)
+                        data_converter=pydantic_data_converter, workflow_runner=workflow_runner(sandbox))
     result = await replayer.replay_workflow(load_history(path), raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
 
 
 def test_the_sandbox_setting_chooses_the_workflow_runner() -> None:
-    assert "workflow_runner" not in worker_options(Settings(_env_file=None))  # type: ignore[call-arg]
+    sandboxed = worker_options(Settings(_env_file=None))  # type: ignore[call-arg]
+    assert isinstance(sandboxed["workflow_runner"], SandboxedWorkflowRunner)
     unsandboxed = worker_options(Settings(_env_file=None, workflow_sandbox=False))  # type: ignore[call-arg]
     assert isinstance(unsandboxed["workflow_runner"], UnsandboxedWorkflowRunner)
-
-
-@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
-async def test_recorded_history_replays_without_the_sandbox(path: Path) -> None:
-    # ENGAGE_WORKFLOW_SANDBOX=false runs the same workflow code outside the sandbox: it must decide the same.
-    runner = worker_options(Settings(_env_file=None, workflow_sandbox=False))["workflow_runner"]  # type: ignore[call-arg]
-    replayer = Replayer(workflows=[EngagementWorkflow, ActionFollowThroughWorkflow],
-                        data_converter=pydantic_data_converter, workflow_runner=runner)
-    result = await replayer.replay_workflow(load_history(path), raise_on_replay_failure=False)
-    assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
 
 
 async def test_a_change_without_patched_fails_replay() -> None:
