@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import email
-import json
 import logging
 import os
 import random
@@ -48,6 +47,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError  # noqa: E402
 from temporalio.service import RPCError, RPCStatusCode  # noqa: E402
 
 from adapters.temporal import connect, engagement_workflow_id  # noqa: E402
+from bench import print_figures  # noqa: E402
 from bench.run import Stack, bench_outcomes, bench_scoping  # noqa: E402
 from devstack.process import spawn, stop  # noqa: E402
 from schemas.events import Phase  # noqa: E402
@@ -342,11 +342,7 @@ def main() -> None:
 
     configure_logging("console", logging.WARNING)
     results = asyncio.run(run(args.engagements, args.outage_s, tuple(args.kill_every)))
-    if args.json:
-        print(json.dumps(results))
-    else:
-        for key, value in results.items():
-            print(f"{key:>36}: {value}")
+    print_figures(results, args.json)
     ok = (results["duplicates"] == 0 and results["lost"] == 0 and results["event_gaps"] == 0
           and results["closed"] == results["engagements"] and results["read_models_equal_rebuild"]
           and results["engagements_with_unexpected_events"] == 0)

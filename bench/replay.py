@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from temporalio.client import WorkflowHistory  # noqa: E402
 from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.worker import Replayer  # noqa: E402
 
+from bench import print_figures  # noqa: E402
 from tests.lifecycle import load_history  # noqa: E402
 from worker import workflow_runner  # noqa: E402
 from workflows.engagement import EngagementWorkflow  # noqa: E402
@@ -64,11 +64,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     results = asyncio.run(main_async(args.rounds))
-    if args.json:
-        print(json.dumps(results))
-    else:
-        for key, value in results.items():
-            print(f"{key:>36}: {value}")
+    print_figures(results, args.json)
 
 
 if __name__ == "__main__":

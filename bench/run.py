@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import copy
 import functools
-import json
 import logging
 import os
 import statistics
@@ -44,6 +43,7 @@ from temporalio.worker import Worker  # noqa: E402
 
 from activities import build_activities  # noqa: E402
 from adapters.temporal import connect, engagement_workflow_id  # noqa: E402
+from bench import print_figures  # noqa: E402
 from bench.bare import BareChild, BareEngagement, Shape, bare_noop  # noqa: E402
 from devstack.postgres import EmbeddedPostgres  # noqa: E402
 from devstack.process import free_port, spawn, wait_for_port  # noqa: E402
@@ -425,11 +425,7 @@ def main() -> None:
 
     configure_logging("console", logging.WARNING)  # the bench's own output is its figures
     results = asyncio.run(main_async(args))
-    if args.json:
-        print(json.dumps(results))
-    else:
-        for key, value in results.items():
-            print(f"{key:>24}: {value}")
+    print_figures(results, args.json)
 
 
 if __name__ == "__main__":

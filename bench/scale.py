@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import subprocess
@@ -44,6 +43,7 @@ from rich.console import Console  # noqa: E402
 from temporalio.client import Client, WorkflowUpdateFailedError  # noqa: E402
 
 from adapters.temporal import connect, engagement_workflow_id  # noqa: E402
+from bench import print_figures  # noqa: E402
 from bench.bare import BareScaleEngagement, BareScaleInput  # noqa: E402
 from bench.run import ROOT, Stack, bench_scoping  # noqa: E402
 from devstack.process import free_port, spawn  # noqa: E402
@@ -375,11 +375,7 @@ def main() -> None:
 
     configure_logging("console", logging.WARNING)
     results = asyncio.run(main_async(args))
-    if args.json:
-        print(json.dumps(results, default=str))
-    else:
-        for key, value in results.items():
-            print(f"{key:>24}: {value}")
+    print_figures(results, args.json)
 
 
 if __name__ == "__main__":
