@@ -69,7 +69,7 @@ from workflows.engagement import EngagementWorkflow  # noqa: E402
 T = TypeVar("T")
 console = Console(stderr=True)
 CADENCE_S = 6
-HORIZON_S = 30  # check-ins at 6, 12, 18 and 24 s: a margin for follow-throughs the faults start late
+HORIZON_S = 60  # check-ins every 6 s up to 54 s: room for follow-throughs the faults start late
 ANSWERING = "A1"  # this owner answers every check-in; the others stay silent (reminders, escalations)
 
 
