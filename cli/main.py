@@ -211,7 +211,7 @@ def worker() -> None:
 @app.command()
 def inbox() -> None:
     """Run the inbound mail server alone: replies to check-in and pre-read mails become workflow updates."""
-    from adapters.inbound import main as inbox_main
+    from adapters.inbound_server import main as inbox_main
 
     guarded(inbox_main)
 

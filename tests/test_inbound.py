@@ -23,7 +23,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from adapters.email import message_id_for, sign_reply_token
-from adapters.inbound import InboundServer, apply_reply, html_to_text
+from adapters.inbound import apply_reply, html_to_text
+from adapters.inbound_server import InboundServer
 from devstack.mailsink import MailSink
 from devstack.process import free_port
 from schemas.events import MessageSent, MetricReported

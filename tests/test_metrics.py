@@ -70,7 +70,7 @@ async def test_rejected_replies_are_counted(time_skipping_env: WorkflowEnvironme
 
     import aiosmtplib
 
-    from adapters.inbound import InboundServer
+    from adapters.inbound_server import InboundServer
 
     port = free_port()
     client = await Client.connect(time_skipping_env.client.service_client.config.target_host,
