@@ -44,12 +44,15 @@ def guarded(fn: Callable[[], T]) -> T:
 
 
 def classify(exc: Exception) -> tuple[int, str]:
+    from adapters.imap_inbox import ImapUnavailable, ImapUrlError
     from adapters.temporal import TemporalUnavailable
     from devstack.process import PortInUse
     from store.db import DatabaseUnavailable
 
-    if isinstance(exc, TemporalUnavailable | DatabaseUnavailable | PortInUse):
+    if isinstance(exc, TemporalUnavailable | DatabaseUnavailable | PortInUse | ImapUnavailable):
         return 3, str(exc)
+    if isinstance(exc, ImapUrlError):
+        return 2, str(exc)
     try:
         from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
         from temporalio.service import RPCError, RPCStatusCode

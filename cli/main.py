@@ -209,8 +209,23 @@ def worker() -> None:
 
 
 @app.command()
-def inbox() -> None:
+def inbox(
+    imap: str | None = typer.Option(
+        None, "--imap", metavar="URL", envvar="ENGAGE_INBOUND_IMAP_URL", show_envvar=True,
+        help="read replies from an IMAP mailbox instead of running the SMTP server (no MX needed): "
+             "imaps://user:password@host:993/INBOX?processed=engage-processed (TLS), or imap://... (plain, "
+             "STARTTLS when the server offers it); IDLE when offered, else polling every poll=30 seconds; "
+             "handled mail moves to the processed folder"),
+) -> None:
     """Run the inbound mail server alone: replies to check-in and pre-read mails become workflow updates."""
+    if imap is not None:
+        def read_mailbox() -> None:
+            from adapters.imap_inbox import main as imap_main
+
+            imap_main(imap)
+
+        guarded(read_mailbox)
+        return
     from adapters.inbound_server import main as inbox_main
 
     guarded(inbox_main)
