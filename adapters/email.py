@@ -1,13 +1,10 @@
-"""Email out (render, build, send once over SMTP) and the two halves of email in (signed Reply-To
-tokens, and reading a reply into a command)."""
+"""Email out: render, build (with the signed Reply-To address and check-in link), send once over SMTP.
+Tokens are in adapters/tokens.py, reading replies in adapters/reply_reading.py."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
 import re
-import struct
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from email.header import Header
@@ -18,20 +15,22 @@ from email.mime.text import MIMEText
 from email.utils import format_datetime, formataddr, parseaddr
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 import asyncpg
 import jinja2
 import structlog
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel
 
 from adapters.ics import build_ics
+from adapters.tokens import scope_id_for, sign_token
+from schemas.answers import AnswerScope
 from schemas.events import MessageKind
-from schemas.messages import ActionSummary, OutboundMessage, Recipient, ReplyScope, SendResult
+from schemas.messages import ActionSummary, OutboundMessage, Recipient, SendResult
 from schemas.settings import Settings
-from store import outbox
+from store import outbox, scopes
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +61,9 @@ SUBJECTS: dict[MessageKind, str] = {
         "Escalation: {{ context.action_title }}"
         "{% if context.owner_name %} ({{ context.owner_name }}{% if context.missed_in_row %},"
         " {{ context.missed_in_row }} check-ins missed{% endif %}){% endif %}",
+    MessageKind.action_blocked: "Blocked: {{ context.action_title }}"
+                                "{% if context.owner_name %} ({{ context.owner_name }}){% endif %}",
+    MessageKind.answer: "{{ context.answer_subject }}",
     MessageKind.outcomes_reminder: "Please record the outcomes for {{ context.client }}",
     MessageKind.report: "Follow-through report: {{ context.client }}",
 }
@@ -164,11 +166,12 @@ def _subject_template(kind: MessageKind) -> jinja2.Template:
     return _ENV.from_string(SUBJECTS[kind])
 
 
-def render(message: OutboundMessage) -> tuple[str, str, str]:
-    """(subject, plain text, html) of the message, from `templates/{kind}.txt.j2` and `.html.j2`."""
+def render(message: OutboundMessage, answer_url: str | None = None) -> tuple[str, str, str]:
+    """(subject, plain text, html) of the message, from `templates/{kind}.txt.j2` and `.html.j2`.
+    `answer_url` is the signed link to the check-in page, shown in the mails that ask for an answer."""
     kind = MessageKind(message.kind)
     subject = header_safe(_subject_template(kind).render(context=message.context))
-    variables = {"context": message.context, "kind": kind.value, "subject": subject}
+    variables = {"context": message.context, "kind": kind.value, "subject": subject, "answer_url": answer_url}
     text = _ENV.get_template(f"{kind.value}.txt.j2").render(variables)
     html = _ENV.get_template(f"{kind.value}.html.j2").render(variables)
     return subject, _tidy_text(text), html
@@ -229,13 +232,33 @@ def message_id_for(key: str, domain: str) -> str:
     return f"<{readable}.{digest}@{host}>"
 
 
-def reply_address(message: OutboundMessage, settings: Settings) -> str | None:
-    """`checkin+TOKEN@inbound_domain`, or None when a reply to this message changes nothing."""
+def answer_scope(message: OutboundMessage) -> tuple[bytes, AnswerScope] | None:
+    """The scope an answer to this message may change (its id, and the row kept for it), or None."""
     if message.reply is None:
         return None
-    token = sign_reply_token(message.engagement_id, message.reply, message.to.email, settings.reply_secret)
+    scope = AnswerScope(engagement_id=message.engagement_id, action_id=message.reply.action_id,
+                        preread_id=message.reply.preread_id, number=message.reply.number,
+                        recipient=message.to.email, expires_at=message.reply.expires_at)
+    return scope_id_for(message.engagement_id, message.key, message.to.email), scope
+
+
+def reply_address(message: OutboundMessage, settings: Settings) -> str | None:
+    """`checkin+TOKEN@inbound_domain` (45 octets before the @), or None when a reply changes nothing."""
+    scoped = answer_scope(message)
+    if scoped is None:
+        return None
+    token = sign_token(scoped[0], scoped[1].expires_at, "reply", settings.reply_secret)
     domain = _DOMAIN_UNSAFE.sub("", settings.inbound_domain)
     return f"{REPLY_LOCAL_PART}+{token}@{domain}"
+
+
+def answer_url(message: OutboundMessage, settings: Settings) -> str | None:
+    """The signed, expiring link to the check-in page for this message's action and recipient, or None."""
+    scoped = answer_scope(message)
+    if scoped is None or scoped[1].action_id is None:
+        return None
+    token = sign_token(scoped[0], scoped[1].expires_at, "link", settings.reply_secret)
+    return f"{settings.public_url.rstrip('/')}/a/{token}"
 
 
 def _text_part(body: str, subtype: str) -> MIMEText:
@@ -282,6 +305,10 @@ def build_email(
     msg["Subject"] = _header_text(subject)
     msg["Date"] = format_datetime((now or datetime.now(UTC)).astimezone(UTC))
     msg["Message-ID"] = header_safe(message_id)
+    if message.in_reply_to:
+        # An answer to an owner's reply: threaded under it in every client.
+        msg["In-Reply-To"] = header_safe(message.in_reply_to)
+        msg["References"] = header_safe(message.in_reply_to)
     reply_to = reply_address(message, settings)
     if reply_to is not None:
         msg["Reply-To"] = _address(FROM_NAME, reply_to)
@@ -290,228 +317,6 @@ def build_email(
     msg["X-Auto-Response-Suppress"] = "OOF, AutoReply"
     msg["X-Engage-Kind"] = header_safe(str(getattr(message.kind, "value", message.kind)))
     return msg
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Reply tokens: what a reply may change, signed into the Reply-To address
-# ---------------------------------------------------------------------------------------------------------
-
-_TOKEN_VERSION = 1
-_MAC_BYTES = 12  # 96 bits: a forger gets one guess per email sent to the inbound server
-_MAC_DOMAIN = b"engage/reply-token/v1\x00"
-
-
-class InvalidReplyToken(ValueError):  # noqa: N818 - the name the callers know
-    """A Reply-To token that is malformed, forged or tampered with, or expired. `reason` says which."""
-
-    def __init__(self, reason: Literal["malformed", "bad_signature", "expired"], detail: str) -> None:
-        super().__init__(f"invalid reply token ({reason}): {detail}")
-        self.reason = reason
-
-
-class VerifiedReply(BaseModel):
-    engagement_id: str
-    action_id: str | None = None
-    preread_id: str | None = None
-    number: int
-    recipient: str
-    expires_at: datetime
-
-
-def _secret_bytes(secret: str | bytes | SecretStr) -> bytes:
-    if isinstance(secret, SecretStr):
-        secret = secret.get_secret_value()
-    return secret.encode("utf-8") if isinstance(secret, str) else secret
-
-
-def _varint(value: int) -> bytes:
-    if value < 0:
-        raise ValueError("reply token numbers must not be negative")
-    out = bytearray()
-    while True:
-        low, value = value & 0x7F, value >> 7
-        out.append(low | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if pos >= len(data) or shift > 63:
-            raise ValueError("truncated number")
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return value, pos
-
-
-def _field(value: str | None) -> bytes:
-    raw = (value or "").encode("utf-8")
-    if len(raw) > 255:
-        raise ValueError("reply token field longer than 255 bytes")
-    return bytes([len(raw)]) + raw
-
-
-def _read_field(data: bytes, pos: int) -> tuple[str, int]:
-    if pos >= len(data) or pos + 1 + data[pos] > len(data):
-        raise ValueError("truncated field")
-    end = pos + 1 + data[pos]
-    return data[pos + 1 : end].decode("utf-8"), end
-
-
-def _mac(payload: bytes, secret: bytes) -> bytes:
-    return hmac.new(secret, _MAC_DOMAIN + payload, hashlib.sha256).digest()[:_MAC_BYTES]
-
-
-def _epoch(moment: datetime) -> int:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp())
-
-
-def sign_reply_token(
-    engagement_id: str, scope: ReplyScope, recipient_email: str, secret: str | bytes | SecretStr
-) -> str:
-    """A compact token naming the engagement, the action or pre-read, the check-in number, the recipient
-    and the expiry, with an HMAC-SHA256 over all of them.
-
-    Lower-case base32 without padding: relays may case-fold the local part of an address, and base32 reads
-    back the same either way."""
-    payload = (
-        bytes([_TOKEN_VERSION])
-        + struct.pack(">I", _epoch(scope.expires_at))
-        + _varint(scope.number)
-        + _field(engagement_id)
-        + _field(scope.action_id)
-        + _field(scope.preread_id)
-        + _field(recipient_email.strip().lower())
-    )
-    token = base64.b32encode(payload + _mac(payload, _secret_bytes(secret))).decode("ascii")
-    return token.rstrip("=").lower()
-
-
-def verify_reply_token(token: str, secret: str | bytes | SecretStr, now: datetime) -> VerifiedReply:
-    """The scope a token grants, or InvalidReplyToken with reason `malformed`, `bad_signature` (forged
-    with another secret, or tampered with) or `expired`."""
-    text = token.strip().upper()
-    if not text or not re.fullmatch(r"[A-Z2-7]+", text):
-        raise InvalidReplyToken("malformed", "not a base32 token")
-    try:
-        raw = base64.b32decode(text + "=" * (-len(text) % 8))
-    except ValueError as exc:
-        raise InvalidReplyToken("malformed", "not a base32 token") from exc
-    if len(raw) <= _MAC_BYTES + 5:
-        raise InvalidReplyToken("malformed", "too short")
-    payload, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
-    if not hmac.compare_digest(mac, _mac(payload, _secret_bytes(secret))):
-        raise InvalidReplyToken("bad_signature", "the signature does not match: forged or tampered with")
-    if payload[0] != _TOKEN_VERSION:
-        raise InvalidReplyToken("malformed", f"unknown token version {payload[0]}")
-    try:
-        (expires,) = struct.unpack(">I", payload[1:5])
-        number, pos = _read_varint(payload, 5)
-        engagement_id, pos = _read_field(payload, pos)
-        action_id, pos = _read_field(payload, pos)
-        preread_id, pos = _read_field(payload, pos)
-        recipient, pos = _read_field(payload, pos)
-    except (ValueError, struct.error) as exc:
-        raise InvalidReplyToken("malformed", str(exc)) from exc
-    if pos != len(payload):
-        raise InvalidReplyToken("malformed", "trailing bytes")
-    expires_at = datetime.fromtimestamp(expires, UTC)
-    if _epoch(now) >= expires:
-        raise InvalidReplyToken("expired", f"the reply window closed at {expires_at.isoformat()}")
-    return VerifiedReply(
-        engagement_id=engagement_id,
-        action_id=action_id or None,
-        preread_id=preread_id or None,
-        number=number,
-        recipient=recipient,
-        expires_at=expires_at,
-    )
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Reading a reply
-# ---------------------------------------------------------------------------------------------------------
-
-DEFAULT_SNOOZE_DAYS = 7
-MAX_SNOOZE_DAYS = 365
-
-
-class ReplyParseError(ValueError):
-    """Nothing usable in a reply: no number, no `snooze N`, no `read` or `done`."""
-
-
-class ReplyCommand(BaseModel):
-    kind: Literal["value", "snooze", "ack"]
-    value: float | None = None
-    days: int | None = None
-
-
-# Where the quoted original starts: everything from here on was written by someone else.
-_QUOTE_HEADERS = (
-    re.compile(r"^\s*-{2,}\s*Original Message\s*-{2,}\s*$", re.IGNORECASE),
-    re.compile(r"^\s*On\b.*\bwrote:\s*$", re.IGNORECASE),
-    re.compile(r"^\s*-- ?$"),  # signature delimiter: phone numbers below it are not answers
-    re.compile(r"^\s*_{10,}\s*$"),  # Outlook's rule above "From: ... Sent: ..."
-)
-_SNOOZE = re.compile(r"\bsnooze\b(?:\s*(?:for\s+)?([+-]?\d+)\s*(?:d|days?)?\b)?", re.IGNORECASE)
-_ACK = re.compile(r"^\W*(read|done)\b", re.IGNORECASE)
-_NUMBER = re.compile(
-    r"(?<![\w.,])"
-    r"(?P<sign>[+-]?)"
-    r"(?:(?P<grouped>\d{1,3}(?:,\d{3})+(?:\.\d+)?)"  # 1,234.5
-    r"|(?P<comma>\d+,\d{1,2})(?![\d,])"  # 42,5: a decimal comma (a thousands group has three digits)
-    r"|(?P<plain>\d+(?:\.\d+)?|\.\d+))"
-    r"(?![\w])"
-)
-
-
-def unquoted(text: str) -> str:
-    """The part of a reply its sender wrote: no `>` lines, nothing from an "On ... wrote:" or
-    "-----Original Message-----" line on."""
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    kept: list[str] = []
-    for i, line in enumerate(lines):
-        if any(p.match(line) for p in _QUOTE_HEADERS):
-            break
-        # Gmail wraps a long "On <date>, <name> <address> wrote:" over two lines.
-        if re.match(r"^\s*On\b", line) and i + 1 < len(lines) and re.search(r"\bwrote:\s*$", lines[i + 1]):
-            break
-        if line.lstrip().startswith(">"):
-            continue
-        kept.append(line)
-    return "\n".join(kept).strip()
-
-
-def parse_reply(text: str) -> ReplyCommand:
-    """`snooze N` -> snooze N days (`snooze` alone: 7); `read` or `done` first -> acknowledge; otherwise the
-    first number (`42`, `-3`, `12.5`, `1,234.5`, `42,5`) -> value. Raises ReplyParseError otherwise."""
-    body = unquoted(text).replace("\u2212", "-")  # the typographic minus some clients insert
-    snooze = _SNOOZE.search(body)
-    if snooze:
-        days = int(snooze.group(1)) if snooze.group(1) else DEFAULT_SNOOZE_DAYS
-        if not 1 <= days <= MAX_SNOOZE_DAYS:
-            raise ReplyParseError(f"snooze takes 1 to {MAX_SNOOZE_DAYS} days, not {days}")
-        return ReplyCommand(kind="snooze", days=days)
-    if _ACK.match(body):
-        return ReplyCommand(kind="ack")
-    match = _NUMBER.search(body)
-    if match:
-        if match.group("grouped"):
-            digits = match.group("grouped").replace(",", "")
-        elif match.group("comma"):
-            digits = match.group("comma").replace(",", ".")
-        else:
-            digits = match.group("plain")
-        return ReplyCommand(kind="value", value=float(match.group("sign") + digits))
-    raise ReplyParseError(
-        "no number, `snooze N`, `read` or `done` found in the reply (quoted text is ignored)"
-    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -569,7 +374,7 @@ class Mailer:
 
     async def send(self, message: OutboundMessage) -> SendResult:
         message_id = self.message_id(message)
-        rendered = render(message)
+        rendered = render(message, answer_url(message, self.settings))
         try:
             mime = build_email(message, self.settings, message_id, rendered=rendered)
         except ValueError as exc:  # an address the email package cannot parse: no retry will fix it
@@ -589,6 +394,9 @@ class Mailer:
             )
             if status == "sent":
                 return SendResult(message_id=message_id, delivered_now=False, subject=rendered[0])
+            scoped = answer_scope(message)
+            if scoped is not None:  # before the mail is out: an answer to it must find its scope
+                await scopes.save(conn, *scoped)
             refused = await self._deliver(mime, recipients)
             await outbox.mark_sent(conn, message_id)
         if refused:

@@ -1,16 +1,21 @@
-"""Email in: an SMTP server (aiosmtpd) for replies to check-in and pre-read mails.
+"""Email in: what becomes of one reply to a check-in or pre-read mail, whichever way it came (SMTP or IMAP).
 
-A reply goes to `checkin+TOKEN@ENGAGE_INBOUND_DOMAIN`. The token (adapters/email.py) names the engagement,
-the action or pre-read, the check-in number, the person the mail went to and an expiry, under an HMAC. A reply
-is applied only when the token verifies, has not expired, and both the envelope sender and the From header
-are that person; then its own text (quoted text ignored) becomes one workflow update:
-a number -> `report_metric`, `snooze N` -> `snooze_action`, `read`/`done` to a pre-read -> `acknowledge_preread`.
+A reply goes to `checkin+TOKEN@ENGAGE_INBOUND_DOMAIN`. The token (adapters/tokens.py) names an answer scope
+(the engagement, the action or pre-read, the check-in, the person the mail went to) and an expiry, under an
+HMAC. A reply counts only when the token verifies, has not expired, and both the envelope sender and the From
+header are that person. Its own text (adapters/reply_reading.py: quotes, forwards and signatures removed) is
+read by a strict grammar: a value -> `report_metric`, `snooze N days|weeks` -> `snooze_action`,
+`blocked: reason` -> `block_action`, `read`/`done` to a pre-read -> `acknowledge_preread`. Nothing is guessed.
 
-Each reply is applied once: its Message-ID is recorded in `inbound_replies` (store/inbound.py) before the
-update and marked final after it, and the update carries an id derived from it, so a relay that delivers a
-reply twice, or a replayed copy, changes nothing. The SMTP answer tells the relay what to do: 250 applied (or
-already applied, or an automatic reply ignored), 550 rejected for good (the sender gets a bounce naming the
-reason), 451 try again later (Temporal or Postgres unreachable).
+Every correctly signed reply gets an answer mail, threaded under it: what was recorded and the resulting
+status, or why nothing was ("A1 closed (achieved) before this value", "the first line is not a number").
+A bare 550 stays for forged, expired or unparseable mail only.
+
+Each reply is handled once: its Message-ID is recorded in the answer ledger (store/inbound.py) before the
+update and marked final after it, with the answer mail; the update id (the answer id) derives from it, so a
+relay that delivers a reply twice changes nothing, and a redelivery after a failed answer mail sends that mail.
+The verdict for the relay: 250 handled (applied, answered, duplicate, automatic reply), 550 refused for good,
+451 try again later (Temporal, Postgres or the SMTP relay for the answer unreachable).
 """
 
 from __future__ import annotations
@@ -23,7 +28,6 @@ import re
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import getaddresses, parseaddr
-from html.parser import HTMLParser
 from typing import Literal
 
 import asyncpg
@@ -33,21 +37,18 @@ from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateR
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from adapters.email import (
-    REPLY_LOCAL_PART,
-    InvalidReplyToken,
-    ReplyCommand,
-    ReplyParseError,
-    VerifiedReply,
-    header_safe,
-    parse_reply,
-    verify_reply_token,
-)
+from adapters.email import REPLY_LOCAL_PART, Mailer, PermanentDeliveryError, header_safe
+from adapters.reply_reading import Reading, own_text, read_answer
 from adapters.temporal import engagement_workflow_id
+from adapters.tokens import InvalidReplyToken, check_token
+from schemas.answers import AnswerScope
 from schemas.common import one_line
+from schemas.events import MessageKind
+from schemas.messages import MessageContext, OutboundMessage, Recipient, ReplyScope
 from schemas.settings import Settings
-from schemas.state import AcknowledgePreread, ReportMetric, SnoozeAction
-from store import inbound
+from schemas.state import AcknowledgePreread, ActionView, BlockAction, EngagementStatus, ReportMetric, SnoozeAction
+from store import inbound, scopes
+from store.inbound import Channel
 
 log = structlog.get_logger(__name__)
 
@@ -57,19 +58,27 @@ MAX_MESSAGE_BYTES = 10 * 1024 * 1024
 UPDATE_TIMEOUT = timedelta(seconds=60)
 
 Rejection = Literal[
+    # Refused for good (550), no answer mail: nobody we can trust to tell.
     "no_reply_address",  # no checkin+TOKEN@inbound_domain among the recipients
     "malformed_token",
     "bad_signature",  # forged with another secret, or tampered with
     "expired",
+    "unknown_scope",  # signed, but names no scope we keep
     "spoofed_sender",  # envelope sender or From header is not the person the mail went to
-    "auto_reply",  # out-of-office and other automatic replies (RFC 3834)
-    "unreadable",  # no number, `snooze N`, `read` or `done` in the reply's own text
-    "wrong_scope",  # e.g. `read` to a check-in, or a number to a pre-read
+    "unparseable",  # not a message we can read within the caps
+    "unauthenticated",  # the trusted relay did not vouch for the sender (SPF/DKIM/DMARC)
+    # Handled (250) without a change.
+    "auto_reply",  # out-of-office and other automatic replies (RFC 3834): never answered (no mail loops)
     "duplicate",  # this Message-ID was handled before
-    "not_accepted",  # the workflow's validator refused it (e.g. the action is closed)
+    # Handled (250), and the sender is told why nothing changed.
+    "unreadable",  # the own text does not follow the grammar
+    "wrong_scope",  # e.g. `read` to a check-in, or a number to a pre-read
+    "not_accepted",  # the follow-through refused it (e.g. the action closed before it)
     "engagement_not_running",  # no such workflow, or it has completed
 ]
-Deferral = Literal["temporal_unavailable", "database_unavailable"]
+Deferral = Literal["temporal_unavailable", "database_unavailable", "answer_not_sent"]
+_REFUSED_FOR_GOOD = ("no_reply_address", "malformed_token", "bad_signature", "expired", "unknown_scope",
+                     "spoofed_sender", "unparseable", "unauthenticated")
 
 
 class ReplyOutcome(BaseModel):
@@ -82,10 +91,11 @@ class ReplyOutcome(BaseModel):
     engagement_id: str | None = None
     action_id: str | None = None
     preread_id: str | None = None
-    command: ReplyCommand | None = None
+    reading: Reading | None = None
+    answer_message_id: str | None = None  # the answer mail sent to the owner, when there is one
 
     def smtp_response(self) -> str:
-        """One SMTP reply line: 250 (done, or nothing to do), 550 (never), 451 (try again later)."""
+        """One SMTP reply line: 250 (handled), 550 (refused for good), 451 (try again later)."""
         detail = header_safe(self.detail)[:200]
         if self.outcome == "applied":
             return f"250 2.0.0 applied: {detail}"
@@ -95,13 +105,16 @@ class ReplyOutcome(BaseModel):
             return "250 2.0.0 already handled (duplicate): nothing changed"
         if self.reason == "auto_reply":
             return "250 2.0.0 automatic reply ignored (auto_reply)"
-        code = ("5.7.1" if self.reason in ("malformed_token", "bad_signature", "expired", "spoofed_sender")
+        if self.reason not in _REFUSED_FOR_GOOD:
+            return f"250 2.0.0 answered, nothing changed ({self.reason}): {detail}"
+        code = ("5.7.1" if self.reason in ("malformed_token", "bad_signature", "expired", "unknown_scope",
+                                           "spoofed_sender", "unauthenticated")
                 else "5.1.1" if self.reason == "no_reply_address" else "5.6.0")
         return f"550 {code} rejected ({self.reason}): {detail}"
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Reading the reply
+# Checking the reply
 # ---------------------------------------------------------------------------------------------------------
 
 _REPLY_ADDRESS = re.compile(rf"^{REPLY_LOCAL_PART}\+(?P<token>[A-Za-z2-7]+)@(?P<domain>[^@\s]+)$", re.IGNORECASE)
@@ -121,10 +134,10 @@ def _bare(address: str | None) -> str:
     return addr.strip().lower()
 
 
-def _from_header(message: EmailMessage) -> str | None:
-    """The one address of the From header, or None when there is none or more than one."""
-    addresses = [a for _, a in getaddresses([str(v) for v in message.get_all("From", [])]) if a]
-    return addresses[0].strip().lower() if len(addresses) == 1 else None
+def _from_header(message: EmailMessage) -> tuple[str, str] | None:
+    """(name, address) of the one From address, or None when there is none or more than one."""
+    found = [(n, a) for n, a in getaddresses([str(v) for v in message.get_all("From", [])]) if a]
+    return (found[0][0], found[0][1].strip().lower()) if len(found) == 1 else None
 
 
 def _is_automatic(message: EmailMessage) -> bool:
@@ -134,84 +147,47 @@ def _is_automatic(message: EmailMessage) -> bool:
             or message.get("X-Autoreply") is not None or message.get("X-Autorespond") is not None)
 
 
-class _HtmlText(HTMLParser):
-    """The visible text of an HTML reply, without the quoted original: blockquotes are skipped, and reading
-    stops where Gmail, Outlook or Thunderbird start the quote."""
-
-    _BLOCKS = {"p", "div", "br", "tr", "li", "ul", "ol", "table", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "pre"}
-    _HIDDEN = {"script", "style", "head", "title", "blockquote"}
-    _QUOTE_CLASSES = {"gmail_quote", "gmail_extra", "moz-cite-prefix", "yahoo_quoted"}
-    _QUOTE_IDS = {"appendonsend", "divrplyfwdmsg", "mail-editor-reference-message-container"}
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._hidden: str | None = None
-        self._depth = 0
-        self._stopped = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if self._stopped:
-            return
-        if self._hidden is not None:
-            self._depth += tag == self._hidden
-            return
-        values = dict(attrs)
-        classes = set((values.get("class") or "").lower().split())
-        if classes & self._QUOTE_CLASSES or (values.get("id") or "").lower() in self._QUOTE_IDS:
-            self._stopped = True
-            return
-        if tag in self._HIDDEN:
-            self._hidden, self._depth = tag, 1
-            return
-        if tag in self._BLOCKS:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if self._stopped:
-            return
-        if self._hidden is not None:
-            if tag == self._hidden:
-                self._depth -= 1
-                if self._depth == 0:
-                    self._hidden = None
-            return
-        if tag in self._BLOCKS:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._stopped and self._hidden is None:
-            self.parts.append(data)
-
-
-def html_to_text(html: str) -> str:
-    parser = _HtmlText()
-    parser.feed(html)
-    parser.close()
-    lines = (" ".join(line.split()) for line in "".join(parser.parts).splitlines())
-    return "\n".join(lines).strip()
-
-
-def reply_text(message: EmailMessage) -> str | None:
-    """The reply's text: the text/plain part when there is one, else the HTML part without its tags."""
-    body = message.get_body(preferencelist=("plain", "html"))
-    if body is None:
-        return None
-    try:
-        content = body.get_content()
-    except (LookupError, ValueError, AssertionError):  # an unknown charset, a broken encoding
-        return None
-    if not isinstance(content, str):
-        return None
-    return html_to_text(content) if body.get_content_subtype() == "html" else content
-
-
 def inbound_message_id(message: EmailMessage, raw: bytes) -> str:
     """The reply's Message-ID (the key that makes a redelivery harmless); a digest of the bytes without one."""
     value = " ".join(str(message.get("Message-ID", "")).split())
     if value:
         return value if len(value) <= 250 else "sha256:" + hashlib.sha256(value.encode()).hexdigest()
     return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+async def parse_message(raw: bytes) -> EmailMessage:
+    """The message, parsed within the caps of adapters/mime_limits.py when that guard is present."""
+    try:
+        from adapters.mime_limits import parse_limited
+    except ImportError:  # pragma: no cover - the guard lands separately
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        return message
+    return await parse_limited(raw)
+
+
+def _authentication_error(message: EmailMessage, settings: Settings) -> str | None:
+    try:
+        from adapters.mail_auth import authentication_error
+    except ImportError:  # pragma: no cover - the check lands separately
+        return None
+    return authentication_error(message, settings)
+
+
+async def _scope_of(token: str, settings: Settings, pool: asyncpg.Pool, now: datetime) -> AnswerScope:
+    try:
+        grant = check_token(token, "reply", settings.reply_secret, now)
+    except InvalidReplyToken as exc:
+        reason: Rejection = "malformed_token" if exc.reason == "malformed" else exc.reason
+        raise _Reject(reason, "this reply address is not valid" if reason != "expired"
+                      else "this reply address has expired") from None
+    if grant.scope is not None:
+        return grant.scope
+    assert grant.scope_id is not None
+    scope = await scopes.lookup(pool, grant.scope_id)
+    if scope is None:
+        raise _Reject("unknown_scope", "this reply address names nothing engage sent")
+    return scope
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -226,30 +202,120 @@ class _Reject(Exception):  # noqa: N818 - control flow inside apply_reply, never
         self.detail = detail
 
 
-def _update_for(reply: VerifiedReply, command: ReplyCommand) -> tuple[str, BaseModel, str]:
-    """(update name, payload, what it does) for a command within the token's scope, or _Reject."""
-    if reply.action_id is not None:
-        if command.kind == "value":
-            assert command.value is not None
-            return ("report_metric",
-                    ReportMetric(action_id=reply.action_id, value=command.value, source="email",
-                                 note=f"email reply to check-in {reply.number}" if reply.number else "email reply"),
-                    f"value {command.value:g} for {reply.action_id}")
-        if command.kind == "snooze":
-            assert command.days is not None
-            return ("snooze_action", SnoozeAction(action_id=reply.action_id, days=command.days),
-                    f"{reply.action_id} snoozed {command.days} days")
-        raise _Reject("wrong_scope", "a check-in takes a number or `snooze N`, not `read` or `done`")
-    if reply.preread_id is not None:
-        if command.kind == "ack":
-            return ("acknowledge_preread", AcknowledgePreread(participant=reply.recipient, preread_id=reply.preread_id),
-                    f"pre-read {reply.preread_id} read by {reply.recipient}")
+def _update_for(scope: AnswerScope, reading: Reading, note: str) -> tuple[str, BaseModel]:
+    """(update name, payload) for a reading within the scope, or _Reject("wrong_scope")."""
+    if scope.action_id is not None:
+        if reading.kind == "value":
+            assert reading.value is not None
+            text = " ".join(f"{note} {reading.note or ''}".split())[:4000]
+            return "report_metric", ReportMetric(action_id=scope.action_id, value=reading.value, note=text,
+                                                 source="email")
+        if reading.kind == "snooze":
+            assert reading.days is not None
+            return "snooze_action", SnoozeAction(action_id=scope.action_id, days=reading.days, source="email")
+        if reading.kind == "blocked":
+            assert reading.reason is not None
+            return "block_action", BlockAction(action_id=scope.action_id, reason=" ".join(reading.reason.split()),
+                                               source="email")
+        raise _Reject("wrong_scope", "a check-in takes a number, `snooze 2 weeks` or `blocked: reason`, "
+                                     "not `read` or `done`")
+    if scope.preread_id is not None:
+        if reading.kind == "ack":
+            return "acknowledge_preread", AcknowledgePreread(participant=scope.recipient, preread_id=scope.preread_id)
         raise _Reject("wrong_scope", "a pre-read takes `read` or `done`")
     raise _Reject("wrong_scope", "this reply address names no action and no pre-read")
 
 
 _TRANSIENT = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED,
               RPCStatusCode.ABORTED, RPCStatusCode.INTERNAL, RPCStatusCode.UNKNOWN, RPCStatusCode.CANCELLED)
+
+
+class _Deferred(Exception):  # noqa: N818 - control flow inside apply_reply
+    def __init__(self, reason: Deferral, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+async def _execute(client: Client, scope: AnswerScope, update: str, payload: BaseModel, update_id: str,
+                   timeout: timedelta) -> object:
+    """The update's result; _Reject when the workflow refused it; _Deferred when Temporal cannot be reached."""
+    handle = client.get_workflow_handle(engagement_workflow_id(scope.engagement_id))
+    try:
+        return await asyncio.wait_for(
+            handle.execute_update(update, payload, id=update_id, rpc_timeout=timeout), timeout.total_seconds())
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        detail = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
+        raise _Reject("not_accepted", detail.removeprefix("action: ")) from None
+    except RPCError as exc:
+        if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+            raise _Reject("engagement_not_running", f"the engagement {scope.engagement_id} has ended") from None
+        if exc.status in _TRANSIENT:
+            raise _Deferred("temporal_unavailable", f"{type(exc).__name__}: {exc.message}") from None
+        raise
+    except (WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError) as exc:
+        raise _Deferred("temporal_unavailable", type(exc).__name__) from None
+    except RuntimeError as exc:
+        # A client that has to (re)connect first fails with "Failed client connect: ...".
+        if "client connect" not in str(exc):
+            raise
+        raise _Deferred("temporal_unavailable", "cannot connect to Temporal") from None
+
+
+def _number(value: float) -> str:
+    return f"{value:,.10g}" if abs(value) < 1e15 else f"{value:g}"
+
+
+def _applied_text(reading: Reading, view: ActionView | None, answer_id: str) -> str:
+    if view is None:
+        return "Thank you: the pre-read is marked as read."
+    title = f"'{view.title}'"
+    if reading.kind == "value":
+        assert reading.value is not None
+        status = view.status.value.replace("_", " ")
+        closed = " The action is closed: target reached." if view.closed_reason == "achieved" else ""
+        return (f"Recorded {_number(reading.value)} {view.metric.unit} for {title}: {status}.{closed}").strip()
+    verdict = next((a for a in view.answers if a.answer_id == answer_id), None)
+    if reading.kind == "snooze":
+        return f"Snoozed {title} for {reading.days} days" + (f": {verdict.detail.split(': ', 1)[-1]}."
+                                                               if verdict else ".")
+    return f"Recorded that {title} is blocked: {reading.reason}. The consultant has been told."
+
+
+async def _status(client: Client, engagement_id: str) -> EngagementStatus | None:
+    """The engagement as the answer mail describes it; None when it cannot be asked (the mail says less)."""
+    try:
+        handle = client.get_workflow_handle(engagement_workflow_id(engagement_id))
+        return await asyncio.wait_for(handle.query("status", result_type=EngagementStatus), 10)
+    except Exception:  # noqa: BLE001 - the answer is sent anyway, only with fewer details
+        return None
+
+
+def _answer_mail(scope: AnswerScope, reply_message_id: str, sender_name: str, recorded: bool, text: str,
+                 status: EngagementStatus | None) -> OutboundMessage:
+    """The answer to a reply: threaded under it, signed for the same scope so a correction is one reply away."""
+    action = next((a for a in status.actions if a.action_id == scope.action_id), None) if status else None
+    preread = next((p for p in status.prereads if p.preread_id == scope.preread_id), None) if status else None
+    about = action.title if action else preread.title if preread else "your check-in"
+    digest = hashlib.sha256(reply_message_id.encode()).hexdigest()[:24]
+    return OutboundMessage(
+        engagement_id=scope.engagement_id,
+        key=f"{scope.engagement_id}/answer/{digest}",
+        kind=MessageKind.answer,
+        to=Recipient(name=sender_name or scope.recipient, email=scope.recipient),
+        reply=ReplyScope(action_id=scope.action_id, preread_id=scope.preread_id, number=scope.number,
+                         expires_at=scope.expires_at),
+        action_id=scope.action_id,
+        in_reply_to=reply_message_id,
+        summary=f"Answer {scope.recipient}'s reply",
+        context=MessageContext(
+            client=status.client if status else scope.engagement_id, engagement_id=scope.engagement_id,
+            recipient_name=sender_name or scope.recipient,
+            consultant_name=status.consultant.name if status else "engage",
+            action_id=scope.action_id, action_title=about, answer_recorded=recorded, answer_text=text,
+            answer_subject=(f"{'Recorded' if recorded else 'Not recorded'}: {about}"),
+        ),
+    )
 
 
 async def apply_reply(
@@ -262,26 +328,26 @@ async def apply_reply(
     *,
     now: datetime | None = None,
     timeout: timedelta = UPDATE_TIMEOUT,
+    channel: Channel = "smtp",
+    message: EmailMessage | None = None,
 ) -> ReplyOutcome:
-    """Check one inbound reply and apply it as a workflow update, at most once per Message-ID.
+    """Check one inbound reply, apply it as a workflow update at most once per Message-ID, and answer it.
 
-    Every rejection is logged with its reason (never the token or the secret) and changes nothing."""
-    message = email.message_from_bytes(raw, policy=email.policy.default)
-    assert isinstance(message, EmailMessage)
-    message_id = inbound_message_id(message, raw)
+    Every refusal is logged with its reason (never the token or the secret) and changes nothing."""
     sender = _bare(envelope_from)
-    bound = log.bind(message_id=message_id, sender=sender)
-    reply: VerifiedReply | None = None
-    command: ReplyCommand | None = None
+    bound = log.bind(sender=sender, channel=channel)
+    scope: AnswerScope | None = None
+    reading: Reading | None = None
+    message_id: str | None = None
 
     def outcome(kind: Literal["applied", "rejected", "deferred"], reason: Rejection | Deferral | None,
-                detail: str) -> ReplyOutcome:
+                detail: str, answer: str | None = None) -> ReplyOutcome:
         result = ReplyOutcome(
-            outcome=kind, reason=reason, detail=detail, message_id=message_id, command=command,
-            engagement_id=reply.engagement_id if reply else None,
-            action_id=reply.action_id if reply else None, preread_id=reply.preread_id if reply else None)
+            outcome=kind, reason=reason, detail=detail, message_id=message_id, reading=reading,
+            engagement_id=scope.engagement_id if scope else None, action_id=scope.action_id if scope else None,
+            preread_id=scope.preread_id if scope else None, answer_message_id=answer)
         fields = {"reason": reason, "engagement_id": result.engagement_id, "action_id": result.action_id,
-                  "preread_id": result.preread_id, "detail": detail}
+                  "preread_id": result.preread_id, "detail": detail, "message_id": message_id}
         if kind == "applied":
             bound.info("reply applied", **fields)
         elif kind == "deferred":
@@ -291,70 +357,82 @@ async def apply_reply(
         return result
 
     try:
+        try:
+            parsed = message if message is not None else await parse_message(raw)
+        except ValueError as exc:  # UnparseableMessage, or the parser's own refusal
+            raise _Reject("unparseable", str(exc) or "the message cannot be parsed") from None
+        message_id = inbound_message_id(parsed, raw)
         tokens = [t for t in (reply_token_of(r, settings) for r in rcpt_tos) if t]
         if not tokens:
             raise _Reject("no_reply_address",
                           f"no {REPLY_LOCAL_PART}+TOKEN@{settings.inbound_domain} address among the recipients")
-        try:
-            reply = verify_reply_token(tokens[0], settings.reply_secret, now or datetime.now(UTC))
-        except InvalidReplyToken as exc:
-            reason: Rejection = "malformed_token" if exc.reason == "malformed" else exc.reason
-            raise _Reject(reason, "this reply address is not valid" if reason != "expired"
-                          else "this reply address has expired") from None
-        header_from = _from_header(message)
-        if sender != reply.recipient or header_from != reply.recipient:
+        scope = await _scope_of(tokens[0], settings, pool, now or datetime.now(UTC))
+        header_from = _from_header(parsed)
+        if sender != scope.recipient or header_from is None or header_from[1] != scope.recipient:
             raise _Reject("spoofed_sender", "only the person the mail was sent to can answer it")
-        if _is_automatic(message):
+        unauthenticated = _authentication_error(parsed, settings)
+        if unauthenticated:
+            raise _Reject("unauthenticated", unauthenticated)
+        if _is_automatic(parsed):
             raise _Reject("auto_reply", "automatic replies are ignored")
-        text = reply_text(message)
-        if text is None:
-            raise _Reject("unreadable", "no text/plain or text/html part")
-        try:
-            command = parse_reply(text)
-        except ReplyParseError as exc:
-            raise _Reject("unreadable", str(exc)) from None
-        try:
-            update, payload, what = _update_for(reply, command)
-        except ValidationError as exc:  # e.g. a number too large to be a float
-            raise _Reject("unreadable", one_line(exc)) from None
-    except _Reject as rejected:
-        return outcome("rejected", rejected.reason, rejected.detail)
+    except _Reject as refused:
+        return outcome("rejected", refused.reason, refused.detail)
+    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+        return outcome("deferred", "database_unavailable", type(exc).__name__)
 
+    text = own_text(parsed)
+    reading = read_answer(text) if text else Reading(kind="none", why="the reply has no text of its own")
+    sender_name = header_from[0]
+    answer_id = "email-reply/" + hashlib.sha256(message_id.encode()).hexdigest()[:32]
+    mailer = Mailer(settings, pool)
     try:
         async with inbound.handling(pool, message_id) as conn:
             status = await inbound.reserve(
-                conn, message_id=message_id, engagement_id=reply.engagement_id, action_id=reply.action_id,
-                preread_id=reply.preread_id, sender=sender, command=command.kind)
+                conn, message_id=message_id, engagement_id=scope.engagement_id, action_id=scope.action_id,
+                preread_id=scope.preread_id, sender=sender, command=reading.kind, channel=channel)
             if status != "pending":
+                answer = await inbound.answer_of(conn, message_id)
+                if answer is not None:  # the answer mail of the first delivery may not have gone out
+                    await _send_answer(mailer, answer)
                 return outcome("rejected", "duplicate", f"this reply was {status} before")
-            handle = client.get_workflow_handle(engagement_workflow_id(reply.engagement_id))
-            # The update id makes a second delivery after a crash (row still pending) a no-op in Temporal too.
-            update_id = "email-reply/" + hashlib.sha256(message_id.encode()).hexdigest()[:32]
             try:
-                await asyncio.wait_for(
-                    handle.execute_update(update, payload, id=update_id, rpc_timeout=timeout),
-                    timeout.total_seconds())
-            except WorkflowUpdateFailedError as exc:
-                cause = exc.cause
-                detail = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
-                await inbound.finish(conn, message_id, "rejected", "not_accepted")
-                return outcome("rejected", "not_accepted", detail)
-            except RPCError as exc:
-                if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
-                    await inbound.finish(conn, message_id, "rejected", "engagement_not_running")
-                    return outcome("rejected", "engagement_not_running",
-                                   f"engagement {reply.engagement_id} is not running")
-                if exc.status in _TRANSIENT:
-                    return outcome("deferred", "temporal_unavailable", f"{type(exc).__name__}: {exc.message}")
-                raise
-            except (WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError) as exc:
-                return outcome("deferred", "temporal_unavailable", type(exc).__name__)
-            except RuntimeError as exc:
-                # A client that has to (re)connect first fails with "Failed client connect: ...".
-                if "client connect" not in str(exc):
-                    raise
-                return outcome("deferred", "temporal_unavailable", "cannot connect to Temporal")
-            await inbound.finish(conn, message_id, "applied")
-            return outcome("applied", None, what)
+                if reading.kind == "none":
+                    raise _Reject("unreadable", f"We could not read a value from your reply: {reading.why}.")
+                note = f"email reply to check-in {scope.number}" if scope.number else "email reply"
+                try:
+                    update, payload = _update_for(scope, reading, note)
+                except ValidationError as exc:
+                    raise _Reject("unreadable", f"We could not read your reply: {one_line(exc)}.") from None
+                result = await _execute(client, scope, update, payload, answer_id, timeout)
+            except _Reject as refused:
+                told = (refused.detail if refused.reason == "unreadable"
+                        else f"Not recorded: {refused.detail}.")
+                answer = _answer_mail(scope, message_id, sender_name, False, told,
+                                      await _status(client, scope.engagement_id))
+                await inbound.finish(conn, message_id, "rejected", refused.reason, told, answer.model_dump_json())
+                sent = await _send_answer(mailer, answer)
+                return outcome("rejected", refused.reason, told, sent)
+            view = result if isinstance(result, ActionView) else None
+            told = _applied_text(reading, view, answer_id)
+            answer = _answer_mail(scope, message_id, sender_name, True, told,
+                                  await _status(client, scope.engagement_id))
+            await inbound.finish(conn, message_id, "applied", None, told, answer.model_dump_json())
+            sent = await _send_answer(mailer, answer)
+            return outcome("applied", None, told, sent)
+    except _Deferred as deferred:
+        return outcome("deferred", deferred.reason, str(deferred))
     except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
         return outcome("deferred", "database_unavailable", type(exc).__name__)
+
+
+async def _send_answer(mailer: Mailer, answer: OutboundMessage) -> str | None:
+    """Send the answer mail (once, by its key); _Deferred when the relay cannot take it now, so the reply is
+    delivered again and this mail with it."""
+    try:
+        return (await mailer.send(answer)).message_id
+    except PermanentDeliveryError as exc:  # the relay refuses the owner's address: no retry will change that
+        log.error("answer mail refused", engagement_id=answer.engagement_id, error=str(exc))
+        return None
+    except Exception as exc:  # noqa: BLE001 - any other failure to send: the relay retries the reply later
+        log.warning("answer mail not sent", engagement_id=answer.engagement_id, error=type(exc).__name__)
+        raise _Deferred("answer_not_sent", f"the answer mail could not be sent: {type(exc).__name__}") from exc

@@ -28,6 +28,8 @@ class MessageKind(StrEnum):
     checkin_request = "checkin_request"
     checkin_reminder = "checkin_reminder"
     escalation = "escalation"
+    action_blocked = "action_blocked"
+    answer = "answer"
     outcomes_reminder = "outcomes_reminder"
     report = "report"
 
@@ -117,6 +119,7 @@ class MetricReported(BaseModel):
     note: str | None = None
     status: ActionStatus
     source: str = "cli"
+    answer_id: str | None = None
 
 
 class CheckInMissed(BaseModel):
@@ -137,6 +140,16 @@ class ActionSnoozed(BaseModel):
     action_id: str
     days: int
     next_checkin_at: datetime
+    answer_id: str | None = None
+
+
+class ActionBlocked(BaseModel):
+    """The owner says the action is blocked; the consultant is told at once."""
+
+    type: Literal["action_blocked"] = "action_blocked"
+    action_id: str
+    reason: str
+    answer_id: str | None = None
 
 
 class ActionClosed(BaseModel):
@@ -171,6 +184,7 @@ Event = Annotated[
     | CheckInMissed
     | ActionEscalated
     | ActionSnoozed
+    | ActionBlocked
     | ActionClosed
     | EngagementCancelled
     | EngagementClosed,

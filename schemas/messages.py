@@ -84,6 +84,10 @@ class MessageContext(BaseModel):
     checkin_label: str | None = None
     reason: str | None = None
     actions: list[ActionSummary] = Field(default_factory=list)
+    # The answer to an owner's reply (MessageKind.answer).
+    answer_recorded: bool | None = None
+    answer_text: str | None = None
+    answer_subject: str | None = None
 
 
 class OutboundMessage(BaseModel):
@@ -99,6 +103,7 @@ class OutboundMessage(BaseModel):
     calendar: CalendarEntry | None = None
     action_id: str | None = None
     summary: str = Field(default="", description="one line for logs and the Temporal UI")
+    in_reply_to: str | None = Field(default=None, description="the Message-ID this message answers (threading)")
     events: list[NewEvent] = Field(
         default_factory=list,
         description="the step's own events, appended with `message_sent` in one batch once the message is out "

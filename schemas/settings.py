@@ -18,7 +18,11 @@ DEV_PORTS = {
     "smtp": 8025,
     "inbound": 8026,
     "caldav": 5232,
+    "web": 8027,
 }
+
+DEV_REPLY_SECRET = "engage-dev-reply-secret-change-me"
+MIN_SECRET_BYTES = 32
 
 
 class Settings(BaseSettings):
@@ -53,12 +57,55 @@ class Settings(BaseSettings):
     inbound_domain: str = "engage.localhost"
     inbound_host: str = "127.0.0.1"
     inbound_port: int = DEV_PORTS["inbound"]
-    reply_secret: SecretStr = SecretStr("engage-dev-reply-secret-change-me")
+    reply_secret: SecretStr = SecretStr(DEV_REPLY_SECRET)
+    # Set by `engage dev` (devstack/stack.py) and the tests for the processes they start: only then may the
+    # worker, `engage inbox` and `engage web` run with the development secret (production_secret_error).
+    dev_stack: bool = False
+
+    # The inbound SMTP server's limits per client address (adapters/rate_limits.py) and per message.
+    inbound_max_connections_per_ip: int = Field(default=10, ge=1)
+    inbound_max_recipients: int = Field(default=20, ge=1)  # per message; a reply has one
+    inbound_max_messages_per_minute: int = Field(default=30, ge=1)
+    # This many refused recipients (forged, expired, unknown) within the window block the address for block_s.
+    inbound_max_refused_recipients: int = Field(default=20, ge=1)
+    inbound_refused_window_s: float = Field(default=600.0, gt=0)
+    inbound_block_s: float = Field(default=900.0, gt=0)
+    # Idle time allowed between two SMTP commands (RFC 5321 suggests minutes; a relay sends at once).
+    inbound_command_timeout_s: float = Field(default=30.0, gt=0)
+    # Seconds one message may take to parse (adapters/mime_limits.py), in a worker process.
+    inbound_parse_timeout_s: float = Field(default=5.0, gt=0)
+    # Comma-separated networks not limited per address: the relay in front of us, which has its own limits.
+    inbound_exempt_networks: str = ""
+    # The authserv-id of the relay in front of us (e.g. mx.example.com): when set, a reply must carry that
+    # relay's Authentication-Results with DMARC, or an aligned DKIM or SPF, passing (adapters/mail_auth.py).
+    inbound_trusted_relay: str | None = None
+    # The check-in page (`engage web`): where it listens, and the address owners' links point to (behind a
+    # proxy in production, e.g. https://checkin.example.com).
+    web_host: str = "127.0.0.1"
+    web_port: int = DEV_PORTS["web"]
+    public_url: str = f"http://127.0.0.1:{DEV_PORTS['web']}"
 
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     metrics_host: str = "127.0.0.1"
     inbound_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     log_format: str = Field(default="auto", pattern="^(auto|json|console)$")
+
+    def production_secret_error(self) -> str | None:
+        """Why this process must not start with this reply secret (the development one, or a short one), or None.
+
+        The secret signs every reply address and check-in link: with the published development secret anyone can
+        answer for anyone. `engage dev` and the tests set ENGAGE_DEV_STACK=1 and may use it."""
+        if self.dev_stack:
+            return None
+        secret = self.reply_secret.get_secret_value()
+        if secret == DEV_REPLY_SECRET:
+            problem = "is the built-in development secret"
+        elif len(secret.encode("utf-8")) < MIN_SECRET_BYTES:
+            problem = f"is shorter than {MIN_SECRET_BYTES} bytes"
+        else:
+            return None
+        return (f"ENGAGE_REPLY_SECRET {problem}: set it to a random secret, e.g. "
+                f"ENGAGE_REPLY_SECRET=$(openssl rand -hex 32)")
 
     def database_dsn(self) -> str:
         return self.database_url.get_secret_value()

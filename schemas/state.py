@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from schemas.answers import AnswerResult
 from schemas.common import ActionId, Email, LocalTime, LongText, Slug, StrictModel, Text
 from schemas.events import Phase, StoredEvent
 from schemas.outcomes import Metric, Outcomes, Owner
@@ -41,6 +42,11 @@ class ActionView(BaseModel):
     values_received: int = 0
     snoozes: int = 0
     closed_reason: Literal["achieved", "horizon", "cancelled"] | None = None
+    blocked_reason: str | None = Field(default=None, description="set by a `blocked` answer, cleared by a value")
+    answers: list[AnswerResult] = Field(
+        default_factory=list,
+        description="the verdicts on the latest answers (value, snooze, blocked), newest last; "
+                    "each update waits for its own")
 
 
 class FollowThroughCarry(BaseModel):
@@ -107,16 +113,32 @@ class RecordOutcomes(StrictModel):
     outcomes: Outcomes
 
 
+# The answer id of an owner's input is the id of the update that carried it: the parent sets it, and the
+# follow-through's verdict on the input is kept under it (ActionView.answers).
+AnswerSource = Literal["cli", "email", "page"]
+MAX_VALUE = 1e15
+
+
 class ReportMetric(StrictModel):
     action_id: ActionId
-    value: float = Field(allow_inf_nan=False)
+    value: float = Field(allow_inf_nan=False, ge=-MAX_VALUE, le=MAX_VALUE)
     note: LongText | None = None
-    source: Literal["cli", "email"] = "cli"
+    source: AnswerSource = "cli"
+    answer_id: str | None = None
 
 
 class SnoozeAction(StrictModel):
     action_id: ActionId
     days: int = Field(ge=1, le=365)
+    source: AnswerSource = "cli"
+    answer_id: str | None = None
+
+
+class BlockAction(StrictModel):
+    action_id: ActionId
+    reason: Text
+    source: AnswerSource = "cli"
+    answer_id: str | None = None
 
 
 class CancelEngagement(StrictModel):

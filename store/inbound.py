@@ -1,5 +1,6 @@
-"""Inbound replies: one row per reply (by its Message-ID), written before the workflow update is sent and
-marked applied or rejected after it, so a reply delivered twice is applied once."""
+"""The answer ledger: one row per answer (a reply by SMTP or IMAP by its Message-ID, a check-in page submit by
+its form id), written before the workflow update is sent and marked applied or rejected after it, so an answer
+delivered twice is applied once."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from typing import Literal, TypeAlias
 
 import asyncpg
 
+from schemas.messages import OutboundMessage
 from store.locks import session_lock
 
 InboundStatus = Literal["pending", "applied", "rejected"]
+Channel = Literal["smtp", "imap", "page"]
 Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
 # Two deliveries of one reply at the same time (a relay retrying while the first attempt still talks to
@@ -32,13 +35,14 @@ async def reserve(
     preread_id: str | None,
     sender: str,
     command: str,
+    channel: Channel = "smtp",
 ) -> InboundStatus:
     """Record an attempt at applying a reply; returns 'applied' or 'rejected' when an earlier attempt
     already finished with it, 'pending' when this attempt should apply it."""
     status = await db.fetchval(
         "INSERT INTO inbound_replies (message_id, engagement_id, action_id, preread_id, sender, command,"
-        " status, attempts)"
-        " VALUES ($1, $2, $3, $4, $5, $6, 'pending', 1)"
+        " channel, status, attempts)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 1)"
         " ON CONFLICT (message_id) DO UPDATE SET attempts = inbound_replies.attempts"
         "   + CASE WHEN inbound_replies.status = 'pending' THEN 1 ELSE 0 END"
         " RETURNING status",
@@ -48,25 +52,35 @@ async def reserve(
         preread_id,
         sender,
         command,
+        channel,
     )
     return status if status in ("applied", "rejected") else "pending"
 
 
 async def finish(db: Executor, message_id: str, status: Literal["applied", "rejected"],
-                 reason: str | None = None) -> None:
+                 reason: str | None = None, detail: str | None = None, answer: str | None = None) -> None:
+    """Final: what became of the answer, what its sender was told (`detail`), and the answer mail (JSON of an
+    OutboundMessage) so a redelivery can send it if the first attempt could not."""
     await db.execute(
-        "UPDATE inbound_replies SET status = $2, reason = $3, finished_at = now()"
+        "UPDATE inbound_replies SET status = $2, reason = $3, detail = $4, answer = $5, finished_at = now()"
         " WHERE message_id = $1 AND status = 'pending'",
         message_id,
         status,
         reason,
+        detail,
+        answer,
     )
+
+
+async def answer_of(db: Executor, message_id: str) -> OutboundMessage | None:
+    raw = await db.fetchval("SELECT answer FROM inbound_replies WHERE message_id = $1", message_id)
+    return OutboundMessage.model_validate_json(raw) if raw else None
 
 
 async def status_of(db: Executor, message_id: str) -> asyncpg.Record | None:
     """The row of a reply (status, reason, attempts, ...), or None when it never passed the checks."""
     return await db.fetchrow(
-        "SELECT message_id, engagement_id, action_id, preread_id, sender, command, status, reason, attempts,"
-        " received_at, finished_at FROM inbound_replies WHERE message_id = $1",
+        "SELECT message_id, engagement_id, action_id, preread_id, sender, command, channel, status, reason,"
+        " detail, attempts, received_at, finished_at FROM inbound_replies WHERE message_id = $1",
         message_id,
     )

@@ -21,17 +21,20 @@ from aiosmtpd.controller import Controller
 from pydantic import SecretStr
 
 from adapters.email import (
-    InvalidReplyToken,
     Mailer,
     PermanentDeliveryError,
-    ReplyCommand,
-    ReplyParseError,
+    answer_url,
     build_email,
     message_id_for,
-    parse_reply,
     render,
-    sign_reply_token,
     smtp_target,
+)
+from adapters.tokens import (
+    InvalidReplyToken,
+    check_token,
+    scope_id_for,
+    sign_reply_token,
+    sign_token,
     verify_reply_token,
 )
 from devstack.mailsink import MailSink
@@ -47,7 +50,7 @@ from schemas.messages import (
     SendResult,
 )
 from schemas.settings import Settings
-from store import outbox
+from store import outbox, scopes
 
 SECRET = "test-reply-secret"
 NOW = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)
@@ -109,6 +112,9 @@ def full_context(**overrides: Any) -> MessageContext:
         missed_in_row=2,
         checkin_label="every two weeks, Monday 09:00",
         reason="The client asked to postpone.",
+        answer_recorded=True,
+        answer_text="Recorded 25 leads for 'Grow the partner pipeline': behind.",
+        answer_subject="Recorded: Grow the partner pipeline",
         actions=[
             ActionSummary(action_id="A1", title="Close the EMEA gap", owner_name="Ben Owner", status="on_track",
                           last_value=5, baseline=0, target=10, unit="%", due=date(2027, 5, 1)),
@@ -217,7 +223,7 @@ def test_every_kind_renders(kind: MessageKind) -> None:
 def test_checkin_and_preread_wording() -> None:
     _, text, _ = render(make_message(MessageKind.checkin_request))
     assert "What is the current value of qualified leads for 'Grow the partner pipeline'?" in text
-    assert "Reply to this email with the number (for example `42`), or `snooze 7`" in text
+    assert "Reply to this email with just the number (for example 42)" in text
     _, text, html = render(make_message(MessageKind.preread))
     assert "`read` once you have read it" in text
     assert 'href="https://docs.example/memo"' in html
@@ -238,7 +244,7 @@ async def test_every_kind_arrives_with_headers_and_parts(
 ) -> None:
     message = make_message(kind)
     result = await mailer_ad.send(message)
-    subject, text, html = render(message)
+    subject, text, html = render(message, answer_url(message, settings_ad))
     assert result == SendResult(message_id=message_id_for(message.key, "engage.example"), delivered_now=True,
                                 subject=subject)
 
@@ -260,9 +266,13 @@ async def test_every_kind_arrives_with_headers_and_parts(
         assert reply_to.domain == "in.engage.example"
         local, _, token = reply_to.username.partition("+")
         assert local == "checkin"
-        verified = verify_reply_token(token, SECRET, NOW)
-        assert verified.engagement_id == "acme-2027" and verified.number == 3
-        assert verified.recipient == "ana@acme.example"
+        assert len(reply_to.username.encode()) <= 64  # RFC 5321's limit for a local part
+        grant = check_token(token, "reply", SECRET, NOW)
+        assert grant.scope_id == scope_id_for("acme-2027", message.key, "ana@acme.example")
+        # The scope was stored before the mail went out: the token alone names it.
+        stored = await scopes.lookup(mailer_ad.pool, grant.scope_id)
+        assert stored is not None and stored.engagement_id == "acme-2027" and stored.number == 3
+        assert stored.recipient == "ana@acme.example"
     else:
         assert got["Reply-To"] is None
 
@@ -589,75 +599,54 @@ def test_malformed_token_is_rejected(token: str) -> None:
     assert caught.value.reason == "malformed"
 
 
+
+
 # ---------------------------------------------------------------------------------------------------------
-# Reading replies
+# v2 tokens: an opaque scope id, short enough for a local part, one MAC domain per purpose
 # ---------------------------------------------------------------------------------------------------------
 
-
-@pytest.mark.parametrize(("text", "expected"), [
-    ("42", ReplyCommand(kind="value", value=42)),
-    ("  42\n", ReplyCommand(kind="value", value=42)),
-    ("We are at 12.5 now", ReplyCommand(kind="value", value=12.5)),
-    ("-3", ReplyCommand(kind="value", value=-3)),
-    ("+7 since last time", ReplyCommand(kind="value", value=7)),
-    ("1,234.5", ReplyCommand(kind="value", value=1234.5)),
-    ("Revenue: 1,234,567 EUR", ReplyCommand(kind="value", value=1234567)),
-    ("42,5", ReplyCommand(kind="value", value=42.5)),
-    ("about 40% done", ReplyCommand(kind="value", value=40)),
-    ("\u22125", ReplyCommand(kind="value", value=-5)),
-    ("snooze 7", ReplyCommand(kind="snooze", days=7)),
-    ("Snooze 14 days please", ReplyCommand(kind="snooze", days=14)),
-    ("please snooze for 3 days", ReplyCommand(kind="snooze", days=3)),
-    ("snooze", ReplyCommand(kind="snooze", days=7)),
-    ("read", ReplyCommand(kind="ack")),
-    ("Read, thanks!", ReplyCommand(kind="ack")),
-    ("DONE", ReplyCommand(kind="ack")),
-    ("done.\n\nBest, Ana", ReplyCommand(kind="ack")),
-])
-def test_parse_reply(text: str, expected: ReplyCommand) -> None:
-    assert parse_reply(text) == expected
+SCOPE_ID = scope_id_for("a-very-long-engagement-id-" + "x" * 40, "key/A1/checkin/12345", "someone@acme.example")
 
 
-def test_parse_reply_ignores_quoted_text() -> None:
-    gmail = (
-        "38\n\n"
-        "On Mon, 1 Mar 2027 at 09:00, engage <engage@engage.example> wrote:\n"
-        "> What is the current value of qualified leads? Reply with the number (for example `42`),\n"
-        "> or `snooze 7`.\n"
-    )
-    assert parse_reply(gmail) == ReplyCommand(kind="value", value=38)
-    outlook = (
-        "Sorry, we are at 17.\r\n\r\n"
-        "-----Original Message-----\r\n"
-        "From: engage <engage@engage.example>\r\n"
-        "Sent: Monday, 1 March 2027 09:00\r\n"
-        "Reply to this email with the number (for example `42`), or `snooze 7`\r\n"
-    )
-    assert parse_reply(outlook) == ReplyCommand(kind="value", value=17)
-    wrapped = "snooze 10\n\nOn Mon, 1 Mar 2027 at 09:00, engage <\nengage@engage.example> wrote:\n> 42\n"
-    assert parse_reply(wrapped) == ReplyCommand(kind="snooze", days=10)
-    interleaved = "> Reply with the number (for example `42`)\n55\n> snooze 7\n"
-    assert parse_reply(interleaved) == ReplyCommand(kind="value", value=55)
+def test_v2_token_fits_a_local_part_whatever_the_ids() -> None:
+    token = sign_token(SCOPE_ID, NOW + timedelta(days=400), "reply", SECRET)
+    assert len(f"checkin+{token}".encode()) <= 64
+    assert check_token(token.upper(), "reply", SECRET, NOW).scope_id == SCOPE_ID
 
 
-def test_parse_reply_ignores_the_signature() -> None:
-    with pytest.raises(ReplyParseError):
-        parse_reply("Will do later\n-- \nAna Silva\n+49 170 1234567")
+def test_v2_token_of_one_purpose_is_refused_for_the_other() -> None:
+    link = sign_token(SCOPE_ID, NOW + timedelta(days=1), "link", SECRET)
+    assert check_token(link, "link", SECRET, NOW).scope_id == SCOPE_ID
+    with pytest.raises(InvalidReplyToken) as caught:
+        check_token(link, "reply", SECRET, NOW)
+    assert caught.value.reason == "bad_signature"
 
 
-@pytest.mark.parametrize("text", [
-    "",
-    "   \n",
-    "No idea yet, will come back to you",
-    "> 42\n> snooze 7\n",
-    "On Mon, 1 Mar 2027, engage wrote:\n42",
-])
-def test_parse_reply_with_nothing_usable(text: str) -> None:
-    with pytest.raises(ReplyParseError, match="no number"):
-        parse_reply(text)
+def test_v2_token_tampered_forged_or_expired() -> None:
+    token = sign_token(SCOPE_ID, NOW + timedelta(days=1), "link", SECRET)
+    for i in range(len(token)):
+        flipped = token[:i] + ("a" if token[i] != "a" else "b") + token[i + 1:]
+        with pytest.raises(InvalidReplyToken) as caught:
+            check_token(flipped, "link", SECRET, NOW)
+        assert caught.value.reason in ("bad_signature", "malformed")
+    with pytest.raises(InvalidReplyToken, match="bad_signature"):
+        check_token(sign_token(SCOPE_ID, NOW + timedelta(days=1), "link", "other-secret"), "link", SECRET, NOW)
+    with pytest.raises(InvalidReplyToken, match="expired"):
+        check_token(token, "link", SECRET, NOW + timedelta(days=1))
 
 
-@pytest.mark.parametrize("text", ["snooze 0", "snooze 1000"])
-def test_parse_reply_rejects_silly_snoozes(text: str) -> None:
-    with pytest.raises(ReplyParseError, match="snooze"):
-        parse_reply(text)
+def test_v1_reply_tokens_of_older_mails_still_read() -> None:
+    token = sign_reply_token("acme-2027", SCOPE, "ana@acme.example", SECRET)
+    grant = check_token(token, "reply", SECRET, NOW)
+    assert grant.scope is not None and grant.scope.action_id == "A2" and grant.scope_id is None
+
+
+def test_checkin_mails_carry_the_page_link(settings_ad: Settings) -> None:
+    message = make_message(MessageKind.checkin_request)
+    url = answer_url(message, settings_ad)
+    assert url is not None and url.startswith(settings_ad.public_url.rstrip("/") + "/a/")
+    grant = check_token(url.rsplit("/", 1)[1], "link", SECRET, NOW)
+    assert grant.scope_id == scope_id_for("acme-2027", message.key, "ana@acme.example")
+    _, text, html = render(message, url)
+    assert url in text and f'href="{url}"' in html
+    assert answer_url(make_message(MessageKind.report), settings_ad) is None

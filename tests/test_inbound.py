@@ -22,9 +22,11 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from adapters.email import message_id_for, sign_reply_token
-from adapters.inbound import apply_reply, html_to_text
+from adapters.email import message_id_for
+from adapters.inbound import apply_reply
+from adapters.reply_reading import html_to_text
 from adapters.inbound_server import InboundServer
+from adapters.tokens import sign_reply_token
 from devstack.mailsink import MailSink
 from devstack.process import free_port
 from schemas.events import MessageSent, MetricReported

@@ -32,10 +32,11 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from adapters.email import Mailer, sign_reply_token, verify_reply_token
+from adapters.email import Mailer
 from adapters.inbound import apply_reply
 from adapters.logging import configure_logging
 from adapters.temporal import TemporalUnavailable, connect
+from adapters.tokens import sign_reply_token, verify_reply_token
 from devstack.mailsink import EmlWriter, MailSink
 from devstack.process import free_port
 from schemas.events import MessageKind

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         session_bounds,
     )
     from schemas import events as ev
+    from schemas.answers import AnswerResult
     from schemas.common import one_line
     from schemas.messages import (
         ActionSummary,
@@ -44,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         AcknowledgePreread,
         ActionView,
         AddPreread,
+        BlockAction,
         CancelEngagement,
         ChooseFormat,
         EngagementInput,
@@ -73,6 +75,7 @@ M = TypeVar("M", bound=BaseModel)
 # workflow.patched ids: each guards a change of commands, so histories of older runs still replay.
 PARENT_READS_CHILD_RESULTS = "parent-reads-child-results"
 FORMAT_RECORDED_BY_THE_LIFECYCLE = "format-recorded-by-the-lifecycle"
+ANSWER_VERDICTS = "answer-verdicts"
 
 
 def _parse(model: type[M], raw: Any) -> M:
@@ -417,7 +420,7 @@ class EngagementWorkflow:
     async def report_metric(self, raw: Any) -> ActionView:
         request = _parse(ReportMetric, raw)
         return await self._forward(request.action_id, ActionFollowThroughWorkflow.report, request,
-                                   counter="values_received", what="the value was recorded")
+                                   counter="values_received", what=f"this value ({request.value:g})")
 
     @report_metric.validator
     def _validate_report_metric(self, raw: Any) -> None:
@@ -428,7 +431,7 @@ class EngagementWorkflow:
     async def snooze_action(self, raw: Any) -> ActionView:
         request = _parse(SnoozeAction, raw)
         return await self._forward(request.action_id, ActionFollowThroughWorkflow.snooze, request,
-                                   counter="snoozes", what="the snooze applied")
+                                   counter="snoozes", what="this snooze")
 
     @snooze_action.validator
     def _validate_snooze_action(self, raw: Any) -> None:
@@ -436,6 +439,18 @@ class EngagementWorkflow:
         view = self._require_action(request.action_id)
         if view.next_checkin_at is None:
             raise _reject(f"action: {request.action_id} has no check-in left to snooze")
+
+    @workflow.update
+    async def block_action(self, raw: Any) -> ActionView:
+        """The owner reports the action blocked, with a reason: the consultant is told at once."""
+        request = _parse(BlockAction, raw)
+        return await self._forward(request.action_id, ActionFollowThroughWorkflow.block, request,
+                                   counter=None, what="this report")
+
+    @block_action.validator
+    def _validate_block_action(self, raw: Any) -> None:
+        request = _parse(BlockAction, raw)
+        self._require_action(request.action_id)
 
     @workflow.update
     async def cancel(self, raw: Any) -> None:
@@ -446,17 +461,44 @@ class EngagementWorkflow:
         _parse(CancelEngagement, raw)
         self._require_open()
 
-    async def _forward(self, action_id: str, signal: Any, request: ReportMetric | SnoozeAction, *,
-                       counter: str, what: str) -> ActionView:
-        """Hand an owner's input to the action's follow-through and answer once it has applied it (its
-        `counter` rose), so the caller sees the resulting status and next check-in."""
+    async def _forward(self, action_id: str, signal: Any, request: ReportMetric | SnoozeAction | BlockAction, *,
+                       counter: str | None, what: str) -> ActionView:
+        """Hand an owner's input to the action's follow-through and answer once it has given its verdict on
+        it: applied (the caller sees the resulting status and next check-in) or rejected, by name.
+
+        The input's answer id is this update's id, so each of many answers arriving at once waits for its own
+        verdict; a sender retrying with the same id (a double submit, a redelivered reply) is answered once."""
+        if counter is not None and not workflow.patched(ANSWER_VERDICTS):
+            return await self._forward_counted(action_id, signal, request, counter=counter, what=what)
+        answer_id = workflow.current_update_info().id  # type: ignore[union-attr]
+        request = request.model_copy(update={"answer_id": answer_id})
+        try:
+            await self._children[action_id].signal(signal, request)
+        except Exception:  # noqa: BLE001 - the follow-through has completed: the input cannot reach it
+            await workflow.wait_condition(lambda: self._actions[action_id].closed_reason is not None)
+        await workflow.wait_condition(lambda: self._verdict(action_id, answer_id) is not None
+                                      or self._actions[action_id].closed_reason is not None)
+        view = self._actions[action_id]
+        verdict = self._verdict(action_id, answer_id)
+        if verdict is None:
+            # The action closed while the input was on its way: say so, never drop it silently.
+            raise _reject(f"action: {action_id} closed ({view.closed_reason}) before {what}")
+        if verdict.outcome == "rejected":
+            raise _reject(f"action: {verdict.detail}")
+        return view
+
+    def _verdict(self, action_id: str, answer_id: str) -> AnswerResult | None:
+        return next((a for a in self._actions[action_id].answers if a.answer_id == answer_id), None)
+
+    async def _forward_counted(self, action_id: str, signal: Any, request: BaseModel, *, counter: str,
+                               what: str) -> ActionView:
+        """Before answer verdicts: wait for the follow-through's `counter` to rise (kept to replay older runs)."""
         target = getattr(self._actions[action_id], counter) + 1
         await self._children[action_id].signal(signal, request)
         await workflow.wait_condition(lambda: getattr(self._actions[action_id], counter) >= target
                                       or self._actions[action_id].closed_reason is not None)
         view = self._actions[action_id]
         if getattr(view, counter) < target:
-            # The action closed (its horizon) while the input was on its way: say so, never drop it silently.
             raise _reject(f"action: {action_id} closed ({view.closed_reason}) before {what}")
         return view
 

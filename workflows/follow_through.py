@@ -15,8 +15,16 @@ with workflow.unsafe.imports_passed_through():
     from domain.schedule import following_checkin, local_label, next_checkin, snoozed
     from domain.status import action_status, due_datetime
     from schemas import events as ev
+    from schemas.answers import AnswerResult
     from schemas.messages import MessageContext, OutboundMessage, Recipient, ReplyScope
-    from schemas.state import ActionView, FollowThroughCarry, FollowThroughInput, ReportMetric, SnoozeAction
+    from schemas.state import (
+        ActionView,
+        BlockAction,
+        FollowThroughCarry,
+        FollowThroughInput,
+        ReportMetric,
+        SnoozeAction,
+    )
     from schemas.status import ActionStatus
     from schemas.telemetry import CHECKINS_RECEIVED, ESCALATIONS
     from workflows.steps import record, send
@@ -25,6 +33,8 @@ with workflow.unsafe.imports_passed_through():
 CHECKINS_PER_RUN = 26
 # workflow.patched ids: each guards a change of commands, so histories of older runs still replay.
 CHECKIN_IN_ONE_ACTIVITY = "checkin-in-one-activity"
+# The verdicts kept on the view: enough for every update waiting on one, small enough for every signal.
+ANSWERS_KEPT = 50
 
 
 def _count(counter: tuple[str, str], label: str) -> None:
@@ -46,6 +56,7 @@ class ActionFollowThroughWorkflow:
         self._reminded = carry.reminded
         self._values: list[ReportMetric] = []
         self._snoozes: list[SnoozeAction] = []
+        self._blocks: list[BlockAction] = []
         self._stop_requested = False
 
     # --- inputs from the parent -----------------------------------------------------------------------
@@ -57,6 +68,10 @@ class ActionFollowThroughWorkflow:
     @workflow.signal
     def snooze(self, request: SnoozeAction) -> None:
         self._snoozes.append(request)
+
+    @workflow.signal
+    def block(self, request: BlockAction) -> None:
+        self._blocks.append(request)
 
     @workflow.signal
     def stop(self) -> None:
@@ -91,6 +106,7 @@ class ActionFollowThroughWorkflow:
                 await self._send_reminder()
             else:
                 await self._wait_until(self._next_deadline())
+        self._reject_pending()
         if not self._in.parent_reads_result:
             await self._tell_parent()
         return self._view
@@ -131,7 +147,7 @@ class ActionFollowThroughWorkflow:
         what = "the horizon" if deadline == self._in.horizon_end else self._label(deadline)
         try:
             await workflow.wait_condition(
-                lambda: bool(self._values or self._snoozes or self._stop_requested),
+                lambda: bool(self._values or self._snoozes or self._blocks or self._stop_requested),
                 timeout=timeout,
                 timeout_summary=f"Wait for a value of '{self._view.title}' until {what}",
             )
@@ -147,6 +163,28 @@ class ActionFollowThroughWorkflow:
                 return
         while self._snoozes:
             await self._apply_snooze(self._snoozes.pop(0))
+        while self._blocks:
+            await self._apply_block(self._blocks.pop(0))
+
+    def _verdict(self, answer_id: str | None, outcome: str, kind: str, detail: str) -> None:
+        """Keep the verdict on an answer, so the update that carried it can tell its sender."""
+        if answer_id is None:
+            return
+        answers = self._view.answers
+        answers.append(AnswerResult(answer_id=answer_id, outcome=outcome, kind=kind,  # type: ignore[arg-type]
+                                    detail=detail))
+        del answers[:-ANSWERS_KEPT]
+
+    def _reject_pending(self) -> None:
+        """Inputs that arrived after the action closed are refused, by name: never acknowledged and dropped."""
+        closed = f"{self._view.action_id} closed ({self._view.closed_reason})"
+        for value in self._values:
+            self._verdict(value.answer_id, "rejected", "value", f"{closed} before this value ({value.value:g})")
+        for snooze in self._snoozes:
+            self._verdict(snooze.answer_id, "rejected", "snooze", f"{closed} before this snooze")
+        for block in self._blocks:
+            self._verdict(block.answer_id, "rejected", "blocked", f"{closed} before this report")
+        self._values, self._snoozes, self._blocks = [], [], []
 
     async def _apply_value(self, value: ReportMetric) -> None:
         view = self._view
@@ -159,12 +197,15 @@ class ActionFollowThroughWorkflow:
         view.last_reported_at = now
         view.status = status
         view.missed_in_row = 0
+        view.blocked_reason = None
         self._answered = True
         await record(self._in.engagement_id,
                      (f"{view.action_id}/value/{view.values_received}",
                       ev.MetricReported(action_id=view.action_id, value=value.value, note=value.note,
-                                        status=status, source=value.source)),
+                                        status=status, source=value.source, answer_id=value.answer_id)),
                      summary=f"Record {value.value:g} {view.metric.unit} for '{view.title}': {status.value}")
+        self._verdict(value.answer_id, "applied", "value",
+                      f"recorded {value.value:g} {view.metric.unit} for {view.action_id}: {status.value}")
         if status is ActionStatus.achieved:
             await self._close("achieved")
         else:
@@ -173,6 +214,7 @@ class ActionFollowThroughWorkflow:
     async def _apply_snooze(self, request: SnoozeAction) -> None:
         view = self._view
         if view.next_checkin_at is None:
+            self._verdict(request.answer_id, "rejected", "snooze", f"{view.action_id} has no check-in left to snooze")
             return
         inp = self._in
         moved = snoozed(view.next_checkin_at, request.days, inp.local_time, view.owner.timezone, inp.whole_days)
@@ -180,8 +222,31 @@ class ActionFollowThroughWorkflow:
         view.snoozes += 1
         await record(inp.engagement_id,
                      (f"{view.action_id}/snooze/{view.snoozes}",
-                      ev.ActionSnoozed(action_id=view.action_id, days=request.days, next_checkin_at=moved)),
+                      ev.ActionSnoozed(action_id=view.action_id, days=request.days, next_checkin_at=moved,
+                                       answer_id=request.answer_id)),
                      summary=f"Snooze '{view.title}' {request.days} days, to {self._label(moved)}")
+        self._verdict(request.answer_id, "applied", "snooze",
+                      f"{view.action_id} snoozed {request.days} days: next check-in {self._label(moved)}")
+        await self._tell_parent()
+
+    async def _apply_block(self, request: BlockAction) -> None:
+        """The owner reports the action blocked: logged, and the consultant told at once."""
+        view = self._view
+        inp = self._in
+        view.blocked_reason = request.reason
+        step = f"blocked/{request.answer_id or view.checkins_sent}"
+        await record(inp.engagement_id,
+                     (f"{view.action_id}/{step}",
+                      ev.ActionBlocked(action_id=view.action_id, reason=request.reason, answer_id=request.answer_id)),
+                     summary=f"Record '{view.title}' blocked: {request.reason}")
+        consultant = inp.consultant
+        await send(self._message(
+            ev.MessageKind.action_blocked, step, view.checkins_sent,
+            to=Recipient(name=consultant.name, email=consultant.email, timezone=consultant.timezone),
+            reason=request.reason,
+            summary=f"Tell {consultant.email} that '{view.title}' is blocked"))
+        self._verdict(request.answer_id, "applied", "blocked",
+                      f"{view.action_id} reported blocked; {consultant.name} has been told")
         await self._tell_parent()
 
     # --- check-ins --------------------------------------------------------------------------------------
@@ -250,14 +315,15 @@ class ActionFollowThroughWorkflow:
             ))
 
     def _message(self, kind: ev.MessageKind, step: str, number: int, *, to: Recipient | None = None,
-                 cc: list[Recipient] | None = None, summary: str) -> OutboundMessage:
+                 cc: list[Recipient] | None = None, reason: str | None = None, summary: str) -> OutboundMessage:
         view = self._view
         inp = self._in
         owner = Recipient(name=view.owner.name, email=view.owner.email, timezone=view.owner.timezone)
         recipient = to or owner
         reply = None
-        if recipient is owner:
-            # A reply may answer this check-in until the horizon (and a week after, for late answers).
+        if recipient is owner or kind is ev.MessageKind.escalation:
+            # A reply or the page may answer this check-in until the horizon (and a week after, for late
+            # answers); the sponsor's escalation carries a link of their own.
             reply = ReplyScope(action_id=view.action_id, number=number,
                                expires_at=inp.horizon_end + timedelta(days=7))
         return OutboundMessage(
@@ -277,6 +343,7 @@ class ActionFollowThroughWorkflow:
                 last_value=view.last_value, status=view.status.value, checkin_number=number,
                 missed_in_row=view.missed_in_row,
                 checkin_label=self._label(view.next_checkin_at or workflow.now()),
+                reason=reason,
             ),
         )
 
