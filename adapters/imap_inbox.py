@@ -25,6 +25,7 @@ import signal
 import ssl
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses
 from typing import TYPE_CHECKING, Any, Literal
@@ -291,10 +292,12 @@ class ImapInbox:
     ImapUrlError when it cannot), then handles what is there and watches for more until `stop`."""
 
     def __init__(self, settings: Settings, client: Client, pool: asyncpg.Pool | None = None, *,
-                 url: ImapUrl | str) -> None:
+                 url: ImapUrl | str, update_timeout: timedelta | None = None) -> None:
         self.settings = settings
         self.client = client
         self.url = parse_imap_url(url) if isinstance(url, str) else url
+        # How long a reply waits for its workflow update before it is deferred (apply_reply's default if None).
+        self.update_timeout = update_timeout
         self.handled: list[Handled] = []
         self._pool = pool
         self._own_pool = pool is None
@@ -414,8 +417,9 @@ class ImapInbox:
             return None
         sender, recipients = envelope_of(raw)
         try:
-            result = await apply_reply(raw, sender, recipients, self.settings, self.client,
-                                                     self._require_pool())
+            options: dict[str, Any] = {"timeout": self.update_timeout} if self.update_timeout is not None else {}
+            result = await apply_reply(raw, sender, recipients, self.settings, self.client, self._require_pool(),
+                                       channel="imap", **options)
         except Exception:  # noqa: BLE001 - a bug must not lose the reply: it stays in the mailbox for a retry
             bound.exception("reply failed; left in the mailbox")
             return Handled(uid, "deferred", "error")
