@@ -144,13 +144,13 @@ def main() -> None:
         rows.append((label, right, misread, errors, clean, wrong))
     total = len(messages)
     print(f"{'library':28} {'right':>6} {'misread':>8} {'crashed':>8} {'clean':>6}   (of {total} corpus files)")
-    for label, right, misread, errors, clean, wrong in rows:
-        if right is None:
-            print(f"{label:28} {'not installed':>9}")
+    for row in rows:
+        if row[1] is None:
+            print(f"{row[0]:28} {'not installed':>9}")
             continue
-        print(f"{label:28} {right:>6} {misread:>8} {errors:>8} {clean:>6}")
+        print(f"{row[0]:28} {row[1]:>6} {row[2]:>8} {row[3]:>8} {row[4]:>6}")
         if "-v" in sys.argv:
-            for name in wrong:
+            for name in row[5]:
                 print(f"    wrong: {name}")
 
 
