@@ -91,6 +91,9 @@ preread_app = typer.Typer(help="Pre-reads: add one, record that a participant ha
 session_app = typer.Typer(help="The session: record its outcomes.", no_args_is_help=True)
 app.add_typer(preread_app, name="preread")
 app.add_typer(session_app, name="session")
+# `engage inbox` runs the inbound server; `engage inbox explain` shows how a reply is read.
+inbox_app = typer.Typer()
+app.add_typer(inbox_app, name="inbox")
 
 
 def _run(fn: Callable[[], Awaitable[T]]) -> T:
@@ -208,8 +211,9 @@ def worker() -> None:
     guarded(lambda: worker_module.main([]))
 
 
-@app.command()
+@inbox_app.callback(invoke_without_command=True)
 def inbox(
+    ctx: typer.Context,
     imap: str | None = typer.Option(
         None, "--imap", metavar="URL", envvar="ENGAGE_INBOUND_IMAP_URL", show_envvar=True,
         help="read replies from an IMAP mailbox instead of running the SMTP server (no MX needed): "
@@ -218,6 +222,8 @@ def inbox(
              "handled mail moves to the processed folder"),
 ) -> None:
     """Run the inbound mail server alone: replies to check-in and pre-read mails become workflow updates."""
+    if ctx.invoked_subcommand is not None:
+        return  # a subcommand (explain) runs instead of the server
     if imap is not None:
         def read_mailbox() -> None:
             from adapters.imap_inbox import main as imap_main
@@ -229,6 +235,42 @@ def inbox(
     from adapters.inbound_server import main as inbox_main
 
     guarded(inbox_main)
+
+
+@inbox_app.command("explain")
+def inbox_explain(
+    eml: Path = typer.Argument(..., metavar="FILE.eml", help="one reply as the raw message (e.g. saved as .eml)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object: own_text and reading"),
+) -> None:
+    """How a reply would be read, for support: the owner's own text (quotes, forwarded mail and signature
+    removed) and the reading, or why there is none. Nothing is sent or changed."""
+
+    def load() -> bytes:
+        if not eml.exists():
+            raise BadInput(f"{eml}: no such file")
+        if not eml.is_file():
+            raise BadInput(f"{eml}: not a regular file")
+        if eml.stat().st_size > 25 * 1024 * 1024:
+            raise BadInput(f"{eml}: larger than 25 MiB, not a reply")
+        try:
+            return eml.read_bytes()
+        except OSError as exc:
+            raise BadInput(f"{eml}: cannot read it ({exc.strerror or exc})") from exc
+
+    raw = guarded(load)
+    from adapters.reply_reading import explain
+
+    explained = guarded(lambda: explain(raw))
+    if as_json:
+        _emit_json(explained)
+        return
+    reading = explained.reading
+    shown = {"value": f"value {reading.value:g}" if reading.value is not None else "",
+             "snooze": f"snooze {reading.days} days", "blocked": f"blocked: {reading.reason}",
+             "ack": "read/done (acknowledged)", "none": f"nothing read: {reading.why}"}[reading.kind]
+    own = explained.own_text
+    sys.stdout.write("Own text:\n" + ("\n".join("  " + line for line in own.split("\n")) if own else "  (none)")
+                     + f"\nReading: {shown}\n" + (f"Note: {reading.note}\n" if reading.note else ""))
 
 
 # --- engagements ---------------------------------------------------------------------------------------
