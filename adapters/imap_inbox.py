@@ -488,13 +488,29 @@ async def serve(settings: Settings, url: ImapUrl) -> None:
         await pool.close()
 
 
+def configured_url(url: str | None = None) -> str | None:
+    """The mailbox `engage inbox` reads: `--imap URL`, else ENGAGE_INBOUND_IMAP_URL, else None (SMTP)."""
+    if url is not None:
+        return url
+    from schemas.settings import get_settings
+
+    configured = get_settings().inbound_imap_url
+    return configured.get_secret_value() if configured is not None else None
+
+
 def main(url: str) -> None:
-    """`engage inbox --imap URL`: the URL is checked before anything starts (ImapUrlError: exit 2)."""
+    """`engage inbox --imap URL`: the URL and the reply secret are checked before anything starts (exit 2)."""
+    import sys
+
     from adapters.logging import configure_logging
     from schemas.settings import get_settings
 
     parsed = parse_imap_url(url)
     settings = get_settings()
+    refusal = settings.production_secret_error()
+    if refusal is not None:
+        sys.stderr.write(f"error: {refusal}\n")
+        raise SystemExit(2)
     configure_logging(settings.log_format)
     asyncio.run(serve(settings, parsed))
 

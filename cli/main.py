@@ -215,26 +215,25 @@ def worker() -> None:
 def inbox(
     ctx: typer.Context,
     imap: str | None = typer.Option(
-        None, "--imap", metavar="URL", envvar="ENGAGE_INBOUND_IMAP_URL", show_envvar=True,
+        None, "--imap", metavar="URL",
         help="read replies from an IMAP mailbox instead of running the SMTP server (no MX needed): "
              "imaps://user:password@host:993/INBOX?processed=engage-processed (TLS), or imap://... (plain, "
              "STARTTLS when the server offers it); IDLE when offered, else polling every poll=30 seconds; "
-             "handled mail moves to the processed folder"),
+             "handled mail moves to the processed folder. Default: ENGAGE_INBOUND_IMAP_URL, which keeps the "
+             "password off the command line"),
 ) -> None:
     """Run the inbound mail server alone: replies to check-in and pre-read mails become workflow updates."""
     if ctx.invoked_subcommand is not None:
         return  # a subcommand (explain) runs instead of the server
-    if imap is not None:
-        def read_mailbox() -> None:
-            from adapters.imap_inbox import main as imap_main
+    def run() -> None:
+        from adapters.imap_inbox import configured_url
+        from adapters.imap_inbox import main as imap_main
+        from adapters.inbound_server import main as inbox_main
 
-            imap_main(imap)
+        url = configured_url(imap)
+        imap_main(url) if url is not None else inbox_main()
 
-        guarded(read_mailbox)
-        return
-    from adapters.inbound_server import main as inbox_main
-
-    guarded(inbox_main)
+    guarded(run)
 
 
 @inbox_app.command("explain")

@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     # The authserv-id of the relay in front of us (e.g. mx.example.com): when set, a reply must carry that
     # relay's Authentication-Results with DMARC, or an aligned DKIM or SPF, passing (adapters/mail_auth.py).
     inbound_trusted_relay: str | None = None
+    # Replies without an MX: `engage inbox` reads this IMAP mailbox instead of running the SMTP server
+    # (adapters/imap_inbox.py; `--imap URL` overrides), e.g. imaps://checkins%40firm.com:PASSWORD@host:993/INBOX.
+    inbound_imap_url: SecretStr | None = None
     # The check-in page (`engage web`): where it listens, and the address owners' links point to (behind a
     # proxy in production, e.g. https://checkin.example.com).
     web_host: str = "127.0.0.1"

@@ -156,14 +156,17 @@ def engage_env(settings: Settings, temporal_address: str) -> dict[str, str]:
             value = value.get_secret_value()
         env[f"ENGAGE_{name.upper()}"] = str(value)
     env["ENGAGE_TEMPORAL_ADDRESS"] = temporal_address
+    env["ENGAGE_DEV_STACK"] = "1"  # the tests' reply secret is the development one
     env["ENGAGE_LOG_FORMAT"] = "json"
     return env
 
 
-def run_inbox(url: str, env: dict[str, str], log: Path) -> subprocess.Popen:
+def run_inbox(url: str, env: dict[str, str], log: Path, *, from_env: bool = False) -> subprocess.Popen:
+    """`engage inbox --imap URL`, or `engage inbox` with ENGAGE_INBOUND_IMAP_URL (how compose runs it)."""
+    args, env = ([], {**env, "ENGAGE_INBOUND_IMAP_URL": url}) if from_env else (["--imap", url], env)
     out = log.open("ab")
     try:
-        return subprocess.Popen([str(ENGAGE), "inbox", "--imap", url], env=env, cwd=log.parent,
+        return subprocess.Popen([str(ENGAGE), "inbox", *args], env=env, cwd=log.parent,
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
     finally:
         out.close()
@@ -251,7 +254,7 @@ async def test_replies_in_a_mailbox_are_applied_once_across_an_inbox_restart(
         dovecot.stop()
         dovecot.capabilities = WITHOUT_IDLE_AND_MOVE
         dovecot.start()
-        proc = run_inbox(dovecot.url(processed=PROCESSED, poll="0.2"), environment, log)
+        proc = run_inbox(dovecot.url(processed=PROCESSED, poll="0.2"), environment, log, from_env=True)
         try:
             await mailbox.until(PROCESSED, 9, timeout=30, proc=proc, log=log)
         finally:
@@ -299,7 +302,7 @@ def test_a_bad_url_names_the_problem(url: str, words: str) -> None:
 
 
 def test_a_bad_url_exits_2_and_an_unreachable_server_3(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ENGAGE_")}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("ENGAGE_")}, "ENGAGE_DEV_STACK": "1"}
     for url, code, words in [
         ("imaps://u@host/INBOX", 2, "error: the --imap URL has no password"),
         (f"imap://u:p@127.0.0.1:{free_port()}/INBOX", 3, "error: cannot reach the IMAP server imap://127.0.0.1:"),
@@ -312,7 +315,7 @@ def test_a_bad_url_exits_2_and_an_unreachable_server_3(tmp_path: Path) -> None:
 
 
 def test_a_wrong_password_exits_2_naming_the_server(dovecot: Dovecot, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ENGAGE_")}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("ENGAGE_")}, "ENGAGE_DEV_STACK": "1"}
     url = dovecot.url().replace(":s3cret", ":wrong")
     done = subprocess.run([str(ENGAGE), "inbox", "--imap", url], env=env, cwd=tmp_path, capture_output=True,
                           text=True, timeout=30)
