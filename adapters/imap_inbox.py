@@ -90,6 +90,8 @@ class ImapUrl:
 
 def parse_imap_url(url: str) -> ImapUrl:
     """The URL's parts, or ImapUrlError naming what is wrong (never echoing the password)."""
+    if not url.strip():
+        raise ImapUrlError("no IMAP URL: give --imap URL or set ENGAGE_INBOUND_IMAP_URL")
     try:
         parts = urlsplit(url.strip())
         port = parts.port
