@@ -2,6 +2,13 @@
 
 Relays deliver replies to `checkin+TOKEN@ENGAGE_INBOUND_DOMAIN` here; each message is answered with
 apply_reply's verdict as an SMTP reply line (adapters/inbound.py says what each code means).
+
+Anyone can connect, so nothing costly happens before it is earned: the token's MAC and expiry are checked at
+RCPT (a forged or expired recipient is refused before DATA), each client address is limited in connections,
+messages a minute and refused recipients (adapters/rate_limits.py), a message has at most a few recipients,
+and a message is capped and parsed in a worker process under a time limit (adapters/mime_limits.py) before
+apply_reply sees it. Mail that cannot be read, or is not authenticated by the trusted relay
+(adapters/mail_auth.py), is refused for good (550), never deferred.
 """
 
 from __future__ import annotations
@@ -9,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import errno
 import signal
+import sys
 import weakref
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -17,11 +26,17 @@ import structlog
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from temporalio.client import Client
 
-from adapters.inbound import MAX_MESSAGE_BYTES, ReplyOutcome, apply_reply, reply_token_of
+from adapters.inbound import MAX_MESSAGE_BYTES, UPDATE_TIMEOUT, apply_reply, reply_token_of
+from adapters.mime_limits import ParserBusy, UnparseableMessage, parse_limited, warm_up
+from adapters.rate_limits import ClientLimits, Limits
+from adapters.tokens import InvalidReplyToken, check_token
 from schemas.settings import Settings
 from schemas.telemetry import REPLIES_REJECTED
 
 log = structlog.get_logger(__name__)
+
+# The token reasons of adapters/tokens.py, as apply_reply names them (the REPLIES_REJECTED `reason` label).
+_TOKEN_REASONS = {"malformed": "malformed_token", "bad_signature": "bad_signature", "expired": "expired"}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -29,40 +44,130 @@ log = structlog.get_logger(__name__)
 # ---------------------------------------------------------------------------------------------------------
 
 
-class ReplyHandler:
-    """aiosmtpd handler: accepts mail only for reply addresses, answers each message with apply_reply's verdict."""
+def _peer_ip(session: Session | None) -> str:
+    peer = session.peer if session is not None else None
+    return str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
 
-    def __init__(self, settings: Settings, client: Client, pool: asyncpg.Pool) -> None:
+
+def _close_after_reply(server: SMTP) -> None:
+    """Close the connection once the reply being returned is written (421: the server gives up on the client)."""
+    transport = server.transport
+    if transport is not None:
+        server.loop.call_soon(transport.close)
+
+
+class LimitedSMTP(SMTP):
+    """aiosmtpd's SMTP session, with the connection limit per client address applied at connect."""
+
+    def __init__(self, handler: ReplyHandler, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.limits = handler.limits
+        self._counted: str | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        ip = _peer_ip(self.session)
+        refusal = self.limits.connect(ip)
+        if refusal is None:
+            self._counted = ip
+            return
+        # Refused before the greeting: the session task has not run yet, so it never greets.
+        assert self._handler_coroutine is not None
+        self._handler_coroutine.cancel()
+        log.info("inbound connection refused", peer=ip, reply=refusal)
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(refusal.encode("ascii") + b"\r\n")
+        transport.close()
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._counted is not None:
+            self.limits.disconnect(self._counted)
+            self._counted = None
+        super().connection_lost(error)
+
+
+class ReplyHandler:
+    """aiosmtpd handler: accepts mail only for signed reply addresses, answers each message with apply_reply's
+    verdict."""
+
+    def __init__(self, settings: Settings, client: Client, pool: asyncpg.Pool,
+                 limits: ClientLimits | None = None) -> None:
         self.settings = settings
         self.client = client
         self.pool = pool
+        self.limits = limits or ClientLimits(Limits.from_settings(settings))
+
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,  # noqa: N802
+                          address: str, mail_options: list[str]) -> str:
+        refusal = self.limits.message(_peer_ip(session))
+        if refusal is not None:
+            if refusal.startswith("421"):
+                _close_after_reply(server)
+            return refusal
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,  # noqa: N802
                           address: str, rcpt_options: list[str]) -> str:
-        if reply_token_of(address, self.settings) is None:
-            return "550 5.1.1 no such mailbox: replies go to the Reply-To address of the mail"
+        ip = _peer_ip(session)
+        refusal = self.limits.recipient(ip)
+        if refusal is not None:
+            _close_after_reply(server)
+            return refusal
+        if len(envelope.rcpt_tos) >= self.settings.inbound_max_recipients:
+            return f"452 4.5.3 too many recipients (at most {self.settings.inbound_max_recipients} a message)"
+        token = reply_token_of(address, self.settings)
+        if token is None:
+            return self._refuse(ip, "no_reply_address",
+                                "550 5.1.1 no such mailbox: replies go to the Reply-To address of the mail")
+        try:
+            check_token(token, "reply", self.settings.reply_secret, datetime.now(UTC))
+        except InvalidReplyToken as exc:
+            reason = _TOKEN_REASONS.get(exc.reason, "malformed_token")
+            what = {"malformed_token": "not a reply address engage signed",
+                    "bad_signature": "forged or altered reply address",
+                    "expired": "this reply address has expired; answer the latest check-in mail"}[reason]
+            return self._refuse(ip, reason, f"550 5.7.1 {what} ({reason})")
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return "250 OK"
 
+    def _refuse(self, ip: str, reason: str, reply: str) -> str:
+        self.limits.refused(ip)
+        self._count_rejection(reason)
+        log.info("recipient refused", peer=ip, reason=reason)
+        return reply
+
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
         raw = envelope.original_content or b""
+        # aiosmtpd's idle timer runs through DATA; apply_reply may wait for its workflow update this long.
+        server._reset_timeout(UPDATE_TIMEOUT.total_seconds() + 30)
+        # Parsed here, capped and off the event loop, so a message that breaks a cap is refused naming it, and
+        # apply_reply gets the parsed message (it would parse with the same parse_limited otherwise).
+        try:
+            message = await parse_limited(raw, timeout=self.settings.inbound_parse_timeout_s)
+        except UnparseableMessage as exc:
+            self._count_rejection("unparseable")
+            log.info("message refused", peer=_peer_ip(session), reason=exc.reason)
+            return exc.smtp_response()
+        except ParserBusy:
+            return "451 4.3.2 too busy to read the message, try again later"
         try:
             result = await apply_reply(raw, envelope.mail_from, list(envelope.rcpt_tos), self.settings,
-                                       self.client, self.pool)
+                                       self.client, self.pool, message=message)
         except Exception:  # noqa: BLE001 - a bug must not lose the reply: the relay keeps it and retries
             log.exception("reply failed", peer=str(session.peer))
             return "451 4.3.0 temporary failure, try again later"
         if result.outcome == "rejected":
-            self._count_rejection(result)
+            self._count_rejection(result.reason or "unknown")
         return result.smtp_response()
 
-    def _count_rejection(self, result: ReplyOutcome) -> None:
+    def _count_rejection(self, reason: str) -> None:
         runtime = self.client.service_client.config.runtime
         if runtime is None:
             return
         name, description = REPLIES_REJECTED
-        reason = result.reason or "unknown"
         runtime.metric_meter.create_counter(name, description).add(1, {"reason": reason})
 
 
@@ -82,6 +187,7 @@ class InboundServer:
         self._own_pool = pool is None
         self._server: asyncio.AbstractServer | None = None
         self._sessions: weakref.WeakSet[SMTP] = weakref.WeakSet()
+        self.limits: ClientLimits | None = None
 
     @property
     def address(self) -> str:
@@ -95,11 +201,13 @@ class InboundServer:
 
             self._pool = await create_pool(self.settings)
         handler = ReplyHandler(self.settings, self.client, self._pool)
+        self.limits = handler.limits
         loop = asyncio.get_running_loop()
+        await warm_up()
 
         def protocol() -> SMTP:
-            smtp = SMTP(handler, hostname=self.settings.inbound_domain, data_size_limit=MAX_MESSAGE_BYTES,
-                        enable_SMTPUTF8=True, timeout=120, loop=loop)
+            smtp = LimitedSMTP(handler, hostname=self.settings.inbound_domain, data_size_limit=MAX_MESSAGE_BYTES,
+                               enable_SMTPUTF8=True, timeout=self.settings.inbound_command_timeout_s, loop=loop)
             self._sessions.add(smtp)
             return smtp
 
@@ -168,5 +276,9 @@ def main() -> None:
     from schemas.settings import get_settings
 
     settings = get_settings()
+    refusal = settings.production_secret_error()
+    if refusal is not None:
+        print(f"engage inbox: {refusal}", file=sys.stderr)
+        raise SystemExit(2)
     configure_logging(settings.log_format)
     asyncio.run(serve(settings))

@@ -93,6 +93,8 @@ async def send(server: InboundServer, msg: EmailMessage | bytes, envelope_from: 
                                             recipients=[rcpt], timeout=30)
     except aiosmtplib.SMTPDataError as exc:
         return exc.code, exc.message
+    except aiosmtplib.SMTPRecipientsRefused as exc:  # a forged or expired token is refused at RCPT, before DATA
+        return exc.recipients[0].code, exc.recipients[0].message
     return 250, response
 
 
@@ -174,7 +176,7 @@ async def test_a_reply_to_a_checkin_reports_the_value_and_nothing_forged_changes
                 code, text = await send(server, msg, envelope_from, rcpt)
             assert code == want_code, (name, code, text)
             assert any(r in text for r in reasons), (name, text)
-            entries = [e for e in logs if e["event"] == "reply rejected"]
+            entries = [e for e in logs if e["event"] in ("reply rejected", "recipient refused")]
             assert len(entries) == 1 and entries[0]["reason"] in reasons, (name, logs)
             assert token not in repr(logs) and settings.reply_secret.get_secret_value() not in repr(logs), name
             if reasons[0] in ("spoofed_sender", "duplicate", "wrong_scope", "unreadable"):
