@@ -200,7 +200,11 @@ class _Mailbox:
         except IMAPClientError as exc:
             raise ImapUrlError(f"the IMAP server {url.label} has no mailbox {url.mailbox!r}: {_text(exc)}") from None
         if not self.imap.folder_exists(url.processed):
-            self.imap.create_folder(url.processed)
+            try:
+                self.imap.create_folder(url.processed)
+            except IMAPClientError as exc:
+                raise ImapUrlError(f"the IMAP server {url.label} cannot create the processed folder "
+                                   f"{url.processed!r}: {_text(exc)}") from None
             log.info("imap processed folder created", mailbox=url.label, folder=url.processed)
 
     @property
@@ -209,6 +213,7 @@ class _Mailbox:
 
     def pending(self) -> list[tuple[int, int]]:
         """(uid, size) of every message in the mailbox not marked deleted, oldest first."""
+        self.imap.noop()  # lets a server that reports new mail only between commands catch up first
         uids = sorted(int(u) for u in self.imap.search(["UNDELETED"]))
         if not uids:
             return []

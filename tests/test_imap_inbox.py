@@ -257,6 +257,8 @@ async def test_replies_in_a_mailbox_are_applied_once_across_an_inbox_restart(
         proc = run_inbox(dovecot.url(processed=PROCESSED, poll="0.2"), environment, log, from_env=True)
         try:
             await mailbox.until(PROCESSED, 9, timeout=30, proc=proc, log=log)
+            await mailbox.append(ben_60)  # one more copy, while it polls
+            await mailbox.until(PROCESSED, 10, timeout=10, proc=proc, log=log)
         finally:
             code = stop_process(proc, signal.SIGTERM)
         assert code == 0, log.read_text()
@@ -282,7 +284,8 @@ async def test_replies_in_a_mailbox_are_applied_once_across_an_inbox_restart(
         assert await mailbox.ids(PROCESSED) == [
             id_of[spam], id_of[forged], id_of[ben_42], id_of[ana_snooze], id_of[ben_42],
             email.message_from_bytes(ben_50)["Message-ID"], id_of[ana_snooze],
-            email.message_from_bytes(ben_60)["Message-ID"], email.message_from_bytes(ben_50)["Message-ID"]]
+            email.message_from_bytes(ben_60)["Message-ID"], email.message_from_bytes(ben_50)["Message-ID"],
+            email.message_from_bytes(ben_60)["Message-ID"]]
         await handle.terminate("test done")
 
 
