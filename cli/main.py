@@ -217,10 +217,10 @@ def inbox(
     imap: str | None = typer.Option(
         None, "--imap", metavar="URL",
         help="read replies from an IMAP mailbox instead of running the SMTP server (no MX needed): "
-             "imaps://user:password@host:993/INBOX?processed=engage-processed (TLS), or imap://... (plain, "
-             "STARTTLS when the server offers it); IDLE when offered, else polling every poll=30 seconds; "
-             "handled mail moves to the processed folder. Default: ENGAGE_INBOUND_IMAP_URL, which keeps the "
-             "password off the command line"),
+             "imaps://user:password@host:993/INBOX (TLS), or imap://... (plain, STARTTLS when the server "
+             "offers it). Handled mail moves to ?processed=FOLDER (default engage-processed); IDLE when "
+             "offered, else a look every ?poll=SECONDS (30). Default: ENGAGE_INBOUND_IMAP_URL, which keeps "
+             "the password off the command line"),
 ) -> None:
     """Run the inbound mail server alone: replies to check-in and pre-read mails become workflow updates."""
     if ctx.invoked_subcommand is not None:
