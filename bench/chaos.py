@@ -94,6 +94,7 @@ class Chaos:
             "ENGAGE_CALDAV_URL": self.settings.caldav_url,
             "ENGAGE_TASK_QUEUE": self.settings.task_queue,
             "ENGAGE_LOG_FORMAT": "json",
+            "ENGAGE_DEV_STACK": "1",  # the development reply secret is fine here
         }
         self.worker = spawn([sys.executable, "-m", "worker"], log_path=self.folder / "logs" / "worker.log", env=env,
                             cwd=Path(__file__).resolve().parent.parent)

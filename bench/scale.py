@@ -167,7 +167,7 @@ def start_worker(settings: Settings, folder: Path, name: str = "worker", script:
                ENGAGE_SMTP_URL=settings.smtp_url.get_secret_value(), ENGAGE_CALDAV_URL=settings.caldav_url,
                ENGAGE_TASK_QUEUE=settings.task_queue, ENGAGE_LOG_FORMAT="json", PYTHONPATH=str(ROOT),
                ENGAGE_MAX_CACHED_WORKFLOWS=str(settings.max_cached_workflows),
-               ENGAGE_WORKFLOW_SANDBOX=str(settings.workflow_sandbox).lower())
+               ENGAGE_WORKFLOW_SANDBOX=str(settings.workflow_sandbox).lower(), ENGAGE_DEV_STACK="1")
     proc = spawn([sys.executable, str(script), "--ready-file", str(ready), *args],
                  log_path=folder / f"{name}.log", env=env)
     deadline = time.monotonic() + 60

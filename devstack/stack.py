@@ -77,6 +77,8 @@ class DevStack:
             "ENGAGE_DATABASE_URL": self.external_database or (self.postgres.url if self.postgres else ""),
             "ENGAGE_SMTP_URL": self.external_smtp or (self.mail.url if self.mail else ""),
             "ENGAGE_CALDAV_URL": self.external_caldav or (self.radicale.url if self.radicale else ""),
+            # Lets the worker, `engage inbox` and `engage web` run with the development reply secret.
+            "ENGAGE_DEV_STACK": "1",
         }
 
     def start(self) -> None:

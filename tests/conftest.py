@@ -74,6 +74,7 @@ def settings(database_url: str, mail_sink: MailSink, radicale: RadicaleServer) -
         smtp_url=mail_sink.url,
         caldav_url=radicale.url,
         task_queue=f"engage-test-{uuid.uuid4().hex[:6]}",
+        dev_stack=True,  # the development reply secret, as `engage dev` (production_secret_error)
     )
 
 

@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -222,3 +223,46 @@ async def test_no_secret_reaches_the_logs_or_an_error_line(
         assert expected in everything, f"{expected!r} not captured"
     found = leaks(everything)
     assert not found, f"secrets in the output: {found}"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The development secret: only `engage dev` (ENGAGE_DEV_STACK=1) and the tests may run with it
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_the_development_secret_and_short_secrets_are_refused_outside_the_dev_stack() -> None:
+    def error(**values: Any) -> str | None:
+        return Settings(_env_file=None, **values).production_secret_error()  # type: ignore[call-arg]
+
+    dev = error()
+    assert dev is not None and "ENGAGE_REPLY_SECRET" in dev and "development" in dev and "openssl rand -hex 32" in dev
+    short = error(reply_secret="x" * 31)
+    assert short is not None and "shorter than 32 bytes" in short and "x" * 31 not in short
+    assert error(reply_secret="x" * 32) is None
+    assert error(reply_secret=REPLY_SECRET) is None
+    assert error(dev_stack=True) is None and error(dev_stack=True, reply_secret="short") is None
+
+
+@pytest.mark.parametrize("command", [[ENGAGE, "worker"], [ENGAGE, "inbox"], [sys.executable, "-m", "worker"]])
+async def test_the_worker_and_the_inbox_refuse_to_start_with_the_development_secret(
+    command: list[str], secret_env: dict[str, int],
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k.startswith("ENGAGE_") or k in ("PATH", "HOME", "LANG")}
+    for secret, problem in [(None, "built-in development secret"), ("too-short", "shorter than 32 bytes")]:
+        env.pop("ENGAGE_REPLY_SECRET", None)
+        if secret is not None:
+            env["ENGAGE_REPLY_SECRET"] = secret
+        proc = await asyncio.create_subprocess_exec(*command, env=env, cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        lines = [line for line in err.decode().splitlines() if line.strip()]
+        assert proc.returncode == 2, (command, proc.returncode, out, err)
+        assert len(lines) == 1 and problem in lines[0] and "openssl rand -hex 32" in lines[0], lines
+    # Started by `engage dev` (or a test), the same secret is allowed: the process goes on to reach Temporal,
+    # which is not there (exit 3, not 2).
+    env.pop("ENGAGE_REPLY_SECRET")
+    env["ENGAGE_DEV_STACK"] = "1"
+    proc = await asyncio.create_subprocess_exec(*command, env=env, cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode != 2 and b"development secret" not in err, (command, proc.returncode, err)
