@@ -177,6 +177,7 @@ POSTGRES_PORT = typer.Option(55432, "--postgres-port", help="embedded Postgres p
 SMTP_PORT = typer.Option(8025, "--smtp-port", help="SMTP sink port")
 CALDAV_PORT = typer.Option(5232, "--caldav-port", help="Radicale (CalDAV) port")
 INBOUND_PORT = typer.Option(8026, "--inbound-port", help="inbound mail (replies) port")
+WEB_PORT = typer.Option(8027, "--web-port", help="check-in page (engage web) port")
 
 
 @app.command()
@@ -188,19 +189,29 @@ def dev(
     smtp_port: int = SMTP_PORT,
     caldav_port: int = CALDAV_PORT,
     inbound_port: int = INBOUND_PORT,
+    web_port: int = WEB_PORT,
 ) -> None:
-    """Run the embedded stack in the foreground: Temporal + UI, Postgres, SMTP sink, CalDAV, the worker, and
-    the inbound mail server for replies."""
+    """Run the embedded stack in the foreground: Temporal + UI, Postgres, SMTP sink, CalDAV, the worker, the
+    inbound mail server for replies, and the check-in page."""
     from devstack.stack import DevStack, Ports, run_foreground
 
     ports = Ports(temporal=temporal_port, ui=ui_port, postgres=postgres_port, smtp=smtp_port, caldav=caldav_port,
-                  inbound=inbound_port)
+                  inbound=inbound_port, web=web_port)
     console = _console()
 
     def echo(part: str, address: str) -> None:
         console.print(f"[bold green]✓[/] {part:<12} {address}", highlight=False)
 
     guarded(lambda: run_foreground(DevStack(data_dir, ports, echo=echo)))
+
+
+@app.command()
+def web() -> None:
+    """Run the check-in page alone: owners open the signed link in a check-in mail and answer there
+    (ENGAGE_WEB_HOST, ENGAGE_WEB_PORT; links point at ENGAGE_PUBLIC_URL)."""
+    from adapters.web import main as web_main
+
+    guarded(web_main)
 
 
 @app.command()
@@ -652,6 +663,7 @@ def demo(
     smtp_port: int = SMTP_PORT,
     caldav_port: int = CALDAV_PORT,
     inbound_port: int = INBOUND_PORT,
+    web_port: int = WEB_PORT,
     keep_running: bool = typer.Option(True, "--keep-running/--no-keep-running",
                                       help="after the demo, keep the stack up for the UI until Ctrl-C"),
 ) -> None:
@@ -661,7 +673,7 @@ def demo(
     from devstack.stack import Ports
 
     ports = Ports(temporal=temporal_port, ui=ui_port, postgres=postgres_port, smtp=smtp_port, caldav=caldav_port,
-                  inbound=inbound_port)
+                  inbound=inbound_port, web=web_port)
     guarded(lambda: run_demo(_settings(), data_dir, ports, keep_running))
 
 

@@ -33,6 +33,7 @@ class Ports:
     smtp: int = DEV_PORTS["smtp"]
     caldav: int = DEV_PORTS["caldav"]
     inbound: int = DEV_PORTS["inbound"]
+    web: int = DEV_PORTS["web"]
 
     def check_free(self, skip: set[str]) -> None:
         for part, port, option in (
@@ -42,6 +43,7 @@ class Ports:
             ("SMTP sink", self.smtp, "--smtp-port"),
             ("CalDAV", self.caldav, "--caldav-port"),
             ("Inbound mail", self.inbound, "--inbound-port"),
+            ("Check-in page", self.web, "--web-port"),
         ):
             if part not in skip and not port_is_free(port):
                 raise PortInUse(port, part, option)
@@ -68,6 +70,7 @@ class DevStack:
         self.radicale = None if self.external_caldav else RadicaleServer(self.data_dir, self.ports.caldav)
         self.worker: subprocess.Popen | None = None
         self.inbound: subprocess.Popen | None = None
+        self.web: subprocess.Popen | None = None
 
     @property
     def env(self) -> dict[str, str]:
@@ -77,9 +80,13 @@ class DevStack:
             "ENGAGE_DATABASE_URL": self.external_database or (self.postgres.url if self.postgres else ""),
             "ENGAGE_SMTP_URL": self.external_smtp or (self.mail.url if self.mail else ""),
             "ENGAGE_CALDAV_URL": self.external_caldav or (self.radicale.url if self.radicale else ""),
-            # Lets the worker, `engage inbox` and `engage web` run with the development reply secret.
-            "ENGAGE_DEV_STACK": "1",
+            # The links in check-in mails lead to this stack's check-in page, unless a proxy is in front of it.
+            "ENGAGE_PUBLIC_URL": os.environ.get("ENGAGE_PUBLIC_URL") or self.web_url,
         }
+
+    @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.web}"
 
     def start(self) -> None:
         skip = {"Postgres"} if self.postgres is None else set()
@@ -103,11 +110,14 @@ class DevStack:
         self.echo("SMTP sink", f"{self.mail.url} -> {self.mail.folder}" if self.mail else "external (ENGAGE_SMTP_URL)")
         self.echo("CalDAV", self.radicale.url if self.radicale else "external (ENGAGE_CALDAV_URL)")
         self._spawn_inbound()
+        self._spawn_web()
         self._start_worker()
         self.echo("Worker", f"task queue {os.environ.get('ENGAGE_TASK_QUEUE', 'engage')}")
         self._wait_inbound()
         domain = os.environ.get("ENGAGE_INBOUND_DOMAIN", "engage.localhost")
         self.echo("Inbound mail", f"smtp://127.0.0.1:{self.ports.inbound} (checkin+TOKEN@{domain})")
+        self._wait_web()
+        self.echo("Check-in page", f"{self.web_url} (links: {self.env['ENGAGE_PUBLIC_URL']}/a/TOKEN)")
 
     def _spawn_inbound(self) -> None:
         # Its own process (`engage inbox`), so a slow reply never holds up the worker, and the other way round.
@@ -124,6 +134,22 @@ class DevStack:
             wait_for_port(self.ports.inbound, timeout, proc=self.inbound, what="the inbound mail server")
         except RuntimeError as exc:
             raise RuntimeError(f"{exc}; see {self.data_dir / 'logs/inbound.log'}") from exc
+
+    def _spawn_web(self) -> None:
+        # `engage web`, its own process like the inbound server: owners open the links of check-in mails here.
+        self.web = spawn(
+            [sys.executable, "-m", "cli.main", "web"],
+            log_path=self.data_dir / "logs" / "web.log",
+            env={**self.env, "ENGAGE_LOG_FORMAT": "json", "ENGAGE_WEB_HOST": "127.0.0.1",
+                 "ENGAGE_WEB_PORT": str(self.ports.web)},
+        )
+
+    def _wait_web(self, timeout: float = 60.0) -> None:
+        assert self.web is not None
+        try:
+            wait_for_port(self.ports.web, timeout, proc=self.web, what="the check-in page")
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}; see {self.data_dir / 'logs/web.log'}") from exc
 
     def _start_worker(self, timeout: float = 60.0) -> None:
         ready = self.data_dir / "worker.ready"
@@ -144,10 +170,14 @@ class DevStack:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        # Inbound mail and the worker first (they finish what they started), then the services they used.
+        # Inbound mail, the check-in page and the worker first (they finish what they started), then the services
+        # they used.
         if self.inbound is not None:
             stop(self.inbound, signal.SIGTERM, timeout=10)
             self.inbound = None
+        if self.web is not None:
+            stop(self.web, signal.SIGTERM, timeout=10)
+            self.web = None
         if self.worker is not None:
             stop(self.worker, signal.SIGTERM, timeout=20)
             self.worker = None
@@ -177,6 +207,9 @@ def run_foreground(stack: DevStack) -> None:
         while not stopping.is_set():
             if stack.worker is not None and stack.worker.poll() is not None:
                 print(f"the worker exited with code {stack.worker.returncode}; stopping", file=sys.stderr)
+                break
+            if stack.web is not None and stack.web.poll() is not None:
+                print(f"the check-in page exited with code {stack.web.returncode}; stopping", file=sys.stderr)
                 break
             if stack.inbound is not None and stack.inbound.poll() is not None:
                 print(f"the inbound mail server exited with code {stack.inbound.returncode}; stopping",

@@ -19,7 +19,7 @@ from workflows.search_attributes import ALL_KEYS
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
 CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
-ENGAGE_SERVICES = ("worker", "inbound")
+ENGAGE_SERVICES = ("worker", "inbound", "web")
 # What a deployment cannot leave to the embedded defaults of `engage dev`: each points at a service of the stack.
 REQUIRED = ("TEMPORAL_ADDRESS", "DATABASE_URL", "SMTP_URL", "CALDAV_URL", "INBOUND_DOMAIN", "REPLY_SECRET")
 PREFIX = Settings.model_config.get("env_prefix", "")
@@ -94,6 +94,12 @@ def test_engage_services_point_at_services_of_the_stack(compose: dict[str, Any])
     assert str(inbound["ENGAGE_INBOUND_HOST"]) == "0.0.0.0"
     assert any(str(port).endswith(f":{inbound['ENGAGE_INBOUND_PORT']}") for port in services["inbound"]["ports"])
     assert services["inbound"]["command"][:2] == ["engage", "inbox"]
+    # The check-in page likewise, and the links in the mails lead to it.
+    web = _environment(services["web"])
+    assert str(web["ENGAGE_WEB_HOST"]) == "0.0.0.0"
+    assert any(str(port).endswith(f":{web['ENGAGE_WEB_PORT']}") for port in services["web"]["ports"])
+    assert services["web"]["command"][:2] == ["engage", "web"]
+    assert _interpolate(env["ENGAGE_PUBLIC_URL"]).endswith(f":{web['ENGAGE_WEB_PORT']}")
 
 
 def test_start_order_waits_for_health_and_one_shot_setup(compose: dict[str, Any]) -> None:

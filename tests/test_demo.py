@@ -17,7 +17,7 @@ ENGAGE = str(Path(sys.executable).parent / "engage")
 
 
 async def test_demo_runs_one_engagement_to_closed_within_three_minutes(tmp_path: Path) -> None:
-    ports = {name: free_port() for name in ("temporal", "ui", "postgres", "smtp", "caldav", "inbound")}
+    ports = {name: free_port() for name in ("temporal", "ui", "postgres", "smtp", "caldav", "inbound", "web")}
     args = [ENGAGE, "demo", "--no-keep-running", "--data-dir", str(tmp_path / "var")]
     for name, port in ports.items():
         args += [f"--{name}-port", str(port)]

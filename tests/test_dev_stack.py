@@ -34,7 +34,8 @@ def clean_env(**extra: str) -> dict[str, str]:
 class Dev:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.ports = {name: free_port() for name in ("temporal", "ui", "postgres", "smtp", "caldav", "inbound")}
+        self.ports = {name: free_port()
+                      for name in ("temporal", "ui", "postgres", "smtp", "caldav", "inbound", "web")}
         self.proc: subprocess.Popen[str] | None = None
         self.output: list[str] = []
 
