@@ -21,8 +21,6 @@ The verdict for the relay: 250 handled (applied, answered, duplicate, automatic 
 from __future__ import annotations
 
 import asyncio
-import email
-import email.policy
 import hashlib
 import re
 from datetime import UTC, datetime, timedelta
@@ -38,6 +36,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from adapters.email import REPLY_LOCAL_PART, Mailer, PermanentDeliveryError, header_safe
+from adapters.mail_auth import authentication_error
+from adapters.mime_limits import ParserBusy, parse_limited
 from adapters.reply_reading import Reading, own_text, read_answer
 from adapters.temporal import engagement_workflow_id
 from adapters.tokens import InvalidReplyToken, check_token
@@ -76,7 +76,7 @@ Rejection = Literal[
     "not_accepted",  # the follow-through refused it (e.g. the action closed before it)
     "engagement_not_running",  # no such workflow, or it has completed
 ]
-Deferral = Literal["temporal_unavailable", "database_unavailable", "answer_not_sent"]
+Deferral = Literal["temporal_unavailable", "database_unavailable", "answer_not_sent", "parser_busy"]
 _REFUSED_FOR_GOOD = ("no_reply_address", "malformed_token", "bad_signature", "expired", "unknown_scope",
                      "spoofed_sender", "unparseable", "unauthenticated")
 
@@ -155,25 +155,6 @@ def inbound_message_id(message: EmailMessage, raw: bytes) -> str:
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
-async def parse_message(raw: bytes) -> EmailMessage:
-    """The message, parsed within the caps of adapters/mime_limits.py when that guard is present."""
-    try:
-        from adapters.mime_limits import parse_limited
-    except ImportError:  # pragma: no cover - the guard lands separately
-        message = email.message_from_bytes(raw, policy=email.policy.default)
-        assert isinstance(message, EmailMessage)
-        return message
-    return await parse_limited(raw)
-
-
-def _authentication_error(message: EmailMessage, settings: Settings) -> str | None:
-    try:
-        from adapters.mail_auth import authentication_error
-    except ImportError:  # pragma: no cover - the check lands separately
-        return None
-    return authentication_error(message, settings)
-
-
 async def _scope_of(token: str, settings: Settings, pool: asyncpg.Pool, now: datetime) -> AnswerScope:
     try:
         grant = check_token(token, "reply", settings.reply_secret, now)
@@ -242,7 +223,9 @@ async def _execute(client: Client, scope: AnswerScope, update: str, payload: Bas
     handle = client.get_workflow_handle(engagement_workflow_id(scope.engagement_id))
     try:
         return await asyncio.wait_for(
-            handle.execute_update(update, payload, id=update_id, rpc_timeout=timeout), timeout.total_seconds())
+            handle.execute_update(update, payload, id=update_id, rpc_timeout=timeout,
+                                  result_type=ActionView if scope.action_id is not None else None),
+            timeout.total_seconds())
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
         detail = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
@@ -291,7 +274,7 @@ async def _status(client: Client, engagement_id: str) -> EngagementStatus | None
         return None
 
 
-def _answer_mail(scope: AnswerScope, reply_message_id: str, sender_name: str, recorded: bool, text: str,
+def answer_mail(scope: AnswerScope, reply_message_id: str, sender_name: str, recorded: bool, text: str,
                  status: EngagementStatus | None) -> OutboundMessage:
     """The answer to a reply: threaded under it, signed for the same scope so a correction is one reply away."""
     action = next((a for a in status.actions if a.action_id == scope.action_id), None) if status else None
@@ -358,9 +341,11 @@ async def apply_reply(
 
     try:
         try:
-            parsed = message if message is not None else await parse_message(raw)
+            parsed = message if message is not None else await parse_limited(raw)
         except ValueError as exc:  # UnparseableMessage, or the parser's own refusal
             raise _Reject("unparseable", str(exc) or "the message cannot be parsed") from None
+        except ParserBusy:
+            raise _Deferred("parser_busy", "every parser is busy") from None
         message_id = inbound_message_id(parsed, raw)
         tokens = [t for t in (reply_token_of(r, settings) for r in rcpt_tos) if t]
         if not tokens:
@@ -370,13 +355,15 @@ async def apply_reply(
         header_from = _from_header(parsed)
         if sender != scope.recipient or header_from is None or header_from[1] != scope.recipient:
             raise _Reject("spoofed_sender", "only the person the mail was sent to can answer it")
-        unauthenticated = _authentication_error(parsed, settings)
+        unauthenticated = authentication_error(parsed, settings)
         if unauthenticated:
             raise _Reject("unauthenticated", unauthenticated)
         if _is_automatic(parsed):
             raise _Reject("auto_reply", "automatic replies are ignored")
     except _Reject as refused:
         return outcome("rejected", refused.reason, refused.detail)
+    except _Deferred as deferred:
+        return outcome("deferred", deferred.reason, str(deferred))
     except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
         return outcome("deferred", "database_unavailable", type(exc).__name__)
 
@@ -386,43 +373,54 @@ async def apply_reply(
     answer_id = "email-reply/" + hashlib.sha256(message_id.encode()).hexdigest()[:32]
     mailer = Mailer(settings, pool)
     try:
-        async with inbound.handling(pool, message_id) as conn:
-            status = await inbound.reserve(
-                conn, message_id=message_id, engagement_id=scope.engagement_id, action_id=scope.action_id,
-                preread_id=scope.preread_id, sender=sender, command=reading.kind, channel=channel)
-            if status != "pending":
-                answer = await inbound.answer_of(conn, message_id)
-                if answer is not None:  # the answer mail of the first delivery may not have gone out
-                    await _send_answer(mailer, answer)
-                return outcome("rejected", "duplicate", f"this reply was {status} before")
-            try:
-                if reading.kind == "none":
-                    raise _Reject("unreadable", f"We could not read a value from your reply: {reading.why}.")
-                note = f"email reply to check-in {scope.number}" if scope.number else "email reply"
-                try:
-                    update, payload = _update_for(scope, reading, note)
-                except ValidationError as exc:
-                    raise _Reject("unreadable", f"We could not read your reply: {one_line(exc)}.") from None
-                result = await _execute(client, scope, update, payload, answer_id, timeout)
-            except _Reject as refused:
-                told = (refused.detail if refused.reason == "unreadable"
-                        else f"Not recorded: {refused.detail}.")
-                answer = _answer_mail(scope, message_id, sender_name, False, told,
-                                      await _status(client, scope.engagement_id))
-                await inbound.finish(conn, message_id, "rejected", refused.reason, told, answer.model_dump_json())
-                sent = await _send_answer(mailer, answer)
-                return outcome("rejected", refused.reason, told, sent)
-            view = result if isinstance(result, ActionView) else None
-            told = _applied_text(reading, view, answer_id)
-            answer = _answer_mail(scope, message_id, sender_name, True, told,
-                                  await _status(client, scope.engagement_id))
-            await inbound.finish(conn, message_id, "applied", None, told, answer.model_dump_json())
+        # No connection is held while Temporal decides: many replies at once would drain the pool (and, in one
+        # process with a worker, starve its activities). Two deliveries of one reply at once both reach Temporal
+        # with the same update id, which applies it once and gives both the same verdict; the ledger's finish and
+        # the outbox make the rest happen once.
+        verdict, answer = await _decide(pool, client, scope, reading, message_id, answer_id, sender, sender_name,
+                                        channel, timeout)
+        if answer is not None:
             sent = await _send_answer(mailer, answer)
-            return outcome("applied", None, told, sent)
+            return outcome(verdict[0], verdict[1], verdict[2], sent)
+        return outcome(*verdict)
     except _Deferred as deferred:
         return outcome("deferred", deferred.reason, str(deferred))
     except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
         return outcome("deferred", "database_unavailable", type(exc).__name__)
+
+
+Verdict = tuple[Literal["applied", "rejected"], Rejection | None, str]
+
+
+async def _decide(conn: asyncpg.Pool, client: Client, scope: AnswerScope, reading: Reading, message_id: str,
+                  answer_id: str, sender: str, sender_name: str, channel: Channel,
+                  timeout: timedelta) -> tuple[Verdict, OutboundMessage | None]:
+    """Apply the reply once: the verdict, and the answer mail to send (for a duplicate, the first delivery's
+    answer, in case it could not be sent then)."""
+    status = await inbound.reserve(
+        conn, message_id=message_id, engagement_id=scope.engagement_id, action_id=scope.action_id,
+        preread_id=scope.preread_id, sender=sender, command=reading.kind, channel=channel)
+    if status != "pending":
+        return ("rejected", "duplicate", f"this reply was {status} before"), await inbound.answer_of(conn, message_id)
+    try:
+        if reading.kind == "none":
+            raise _Reject("unreadable", f"We could not read a value from your reply: {reading.why}.")
+        note = f"email reply to check-in {scope.number}" if scope.number else "email reply"
+        try:
+            update, payload = _update_for(scope, reading, note)
+        except ValidationError as exc:
+            raise _Reject("unreadable", f"We could not read your reply: {one_line(exc)}.") from None
+        result = await _execute(client, scope, update, payload, answer_id, timeout)
+    except _Reject as refused:
+        told = refused.detail if refused.reason == "unreadable" else f"Not recorded: {refused.detail}."
+        answer = answer_mail(scope, message_id, sender_name, False, told, await _status(client, scope.engagement_id))
+        await inbound.finish(conn, message_id, "rejected", refused.reason, told, answer.model_dump_json())
+        return ("rejected", refused.reason, told), answer
+    view = result if isinstance(result, ActionView) else None
+    told = _applied_text(reading, view, answer_id)
+    answer = answer_mail(scope, message_id, sender_name, True, told, await _status(client, scope.engagement_id))
+    await inbound.finish(conn, message_id, "applied", None, told, answer.model_dump_json())
+    return ("applied", None, told), answer
 
 
 async def _send_answer(mailer: Mailer, answer: OutboundMessage) -> str | None:

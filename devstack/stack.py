@@ -82,6 +82,8 @@ class DevStack:
             "ENGAGE_CALDAV_URL": self.external_caldav or (self.radicale.url if self.radicale else ""),
             # The links in check-in mails lead to this stack's check-in page, unless a proxy is in front of it.
             "ENGAGE_PUBLIC_URL": os.environ.get("ENGAGE_PUBLIC_URL") or self.web_url,
+            # Lets the worker, `engage inbox` and `engage web` run with the development reply secret.
+            "ENGAGE_DEV_STACK": "1",
         }
 
     @property
