@@ -211,7 +211,7 @@ _TRANSIENT = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCSta
               RPCStatusCode.ABORTED, RPCStatusCode.INTERNAL, RPCStatusCode.UNKNOWN, RPCStatusCode.CANCELLED)
 
 
-class _Deferred(Exception):  # noqa: N818 - control flow inside apply_reply
+class ReplyDeferred(Exception):  # noqa: N818 - the reply must wait: the relay (or the IMAP poller) tries again
     def __init__(self, reason: Deferral, detail: str) -> None:
         super().__init__(detail)
         self.reason = reason
@@ -219,7 +219,7 @@ class _Deferred(Exception):  # noqa: N818 - control flow inside apply_reply
 
 async def _execute(client: Client, scope: AnswerScope, update: str, payload: BaseModel, update_id: str,
                    timeout: timedelta) -> object:
-    """The update's result; _Reject when the workflow refused it; _Deferred when Temporal cannot be reached."""
+    """The update's result; _Reject when the workflow refused it; ReplyDeferred when Temporal cannot be reached."""
     handle = client.get_workflow_handle(engagement_workflow_id(scope.engagement_id))
     try:
         return await asyncio.wait_for(
@@ -234,15 +234,15 @@ async def _execute(client: Client, scope: AnswerScope, update: str, payload: Bas
         if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
             raise _Reject("engagement_not_running", f"the engagement {scope.engagement_id} has ended") from None
         if exc.status in _TRANSIENT:
-            raise _Deferred("temporal_unavailable", f"{type(exc).__name__}: {exc.message}") from None
+            raise ReplyDeferred("temporal_unavailable", f"{type(exc).__name__}: {exc.message}") from None
         raise
     except (WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError) as exc:
-        raise _Deferred("temporal_unavailable", type(exc).__name__) from None
+        raise ReplyDeferred("temporal_unavailable", type(exc).__name__) from None
     except RuntimeError as exc:
         # A client that has to (re)connect first fails with "Failed client connect: ...".
         if "client connect" not in str(exc):
             raise
-        raise _Deferred("temporal_unavailable", "cannot connect to Temporal") from None
+        raise ReplyDeferred("temporal_unavailable", "cannot connect to Temporal") from None
 
 
 def _number(value: float) -> str:
@@ -274,13 +274,16 @@ async def _status(client: Client, engagement_id: str) -> EngagementStatus | None
         return None
 
 
-def answer_mail(scope: AnswerScope, reply_message_id: str, sender_name: str, recorded: bool, text: str,
-                 status: EngagementStatus | None) -> OutboundMessage:
-    """The answer to a reply: threaded under it, signed for the same scope so a correction is one reply away."""
+def answer_mail(scope: AnswerScope, answer_key: str, recorded: bool, text: str, status: EngagementStatus | None, *,
+                sender_name: str = "", in_reply_to: str | None = None) -> OutboundMessage:
+    """The answer to an answer (a reply, or a page submit): what was recorded or why nothing was, threaded under
+    the reply, and signed for the same scope so that a correction is one reply or one click away.
+    `answer_key` (the reply's Message-ID, the page's ledger id) makes it one mail per answer."""
     action = next((a for a in status.actions if a.action_id == scope.action_id), None) if status else None
     preread = next((p for p in status.prereads if p.preread_id == scope.preread_id), None) if status else None
     about = action.title if action else preread.title if preread else "your check-in"
-    digest = hashlib.sha256(reply_message_id.encode()).hexdigest()[:24]
+    sender_name = sender_name or (action.owner.name if action and action.owner.email == scope.recipient else "")
+    digest = hashlib.sha256(answer_key.encode()).hexdigest()[:24]
     return OutboundMessage(
         engagement_id=scope.engagement_id,
         key=f"{scope.engagement_id}/answer/{digest}",
@@ -289,8 +292,8 @@ def answer_mail(scope: AnswerScope, reply_message_id: str, sender_name: str, rec
         reply=ReplyScope(action_id=scope.action_id, preread_id=scope.preread_id, number=scope.number,
                          expires_at=scope.expires_at),
         action_id=scope.action_id,
-        in_reply_to=reply_message_id,
-        summary=f"Answer {scope.recipient}'s reply",
+        in_reply_to=in_reply_to,
+        summary=f"Answer {scope.recipient}'s {'reply' if in_reply_to else 'answer'}",
         context=MessageContext(
             client=status.client if status else scope.engagement_id, engagement_id=scope.engagement_id,
             recipient_name=sender_name or scope.recipient,
@@ -345,7 +348,7 @@ async def apply_reply(
         except ValueError as exc:  # UnparseableMessage, or the parser's own refusal
             raise _Reject("unparseable", str(exc) or "the message cannot be parsed") from None
         except ParserBusy:
-            raise _Deferred("parser_busy", "every parser is busy") from None
+            raise ReplyDeferred("parser_busy", "every parser is busy") from None
         message_id = inbound_message_id(parsed, raw)
         tokens = [t for t in (reply_token_of(r, settings) for r in rcpt_tos) if t]
         if not tokens:
@@ -362,7 +365,7 @@ async def apply_reply(
             raise _Reject("auto_reply", "automatic replies are ignored")
     except _Reject as refused:
         return outcome("rejected", refused.reason, refused.detail)
-    except _Deferred as deferred:
+    except ReplyDeferred as deferred:
         return outcome("deferred", deferred.reason, str(deferred))
     except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
         return outcome("deferred", "database_unavailable", type(exc).__name__)
@@ -380,10 +383,10 @@ async def apply_reply(
         verdict, answer = await _decide(pool, client, scope, reading, message_id, answer_id, sender, sender_name,
                                         channel, timeout)
         if answer is not None:
-            sent = await _send_answer(mailer, answer)
+            sent = await send_answer(mailer, answer)
             return outcome(verdict[0], verdict[1], verdict[2], sent)
         return outcome(*verdict)
-    except _Deferred as deferred:
+    except ReplyDeferred as deferred:
         return outcome("deferred", deferred.reason, str(deferred))
     except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
         return outcome("deferred", "database_unavailable", type(exc).__name__)
@@ -413,18 +416,20 @@ async def _decide(conn: asyncpg.Pool, client: Client, scope: AnswerScope, readin
         result = await _execute(client, scope, update, payload, answer_id, timeout)
     except _Reject as refused:
         told = refused.detail if refused.reason == "unreadable" else f"Not recorded: {refused.detail}."
-        answer = answer_mail(scope, message_id, sender_name, False, told, await _status(client, scope.engagement_id))
+        answer = answer_mail(scope, message_id, False, told, await _status(client, scope.engagement_id),
+                             sender_name=sender_name, in_reply_to=message_id)
         await inbound.finish(conn, message_id, "rejected", refused.reason, told, answer.model_dump_json())
         return ("rejected", refused.reason, told), answer
     view = result if isinstance(result, ActionView) else None
     told = _applied_text(reading, view, answer_id)
-    answer = answer_mail(scope, message_id, sender_name, True, told, await _status(client, scope.engagement_id))
+    answer = answer_mail(scope, message_id, True, told, await _status(client, scope.engagement_id),
+                         sender_name=sender_name, in_reply_to=message_id)
     await inbound.finish(conn, message_id, "applied", None, told, answer.model_dump_json())
     return ("applied", None, told), answer
 
 
-async def _send_answer(mailer: Mailer, answer: OutboundMessage) -> str | None:
-    """Send the answer mail (once, by its key); _Deferred when the relay cannot take it now, so the reply is
+async def send_answer(mailer: Mailer, answer: OutboundMessage) -> str | None:
+    """Send the answer mail (once, by its key); ReplyDeferred when the relay cannot take it now, so the reply is
     delivered again and this mail with it."""
     try:
         return (await mailer.send(answer)).message_id
@@ -433,4 +438,4 @@ async def _send_answer(mailer: Mailer, answer: OutboundMessage) -> str | None:
         return None
     except Exception as exc:  # noqa: BLE001 - any other failure to send: the relay retries the reply later
         log.warning("answer mail not sent", engagement_id=answer.engagement_id, error=type(exc).__name__)
-        raise _Deferred("answer_not_sent", f"the answer mail could not be sent: {type(exc).__name__}") from exc
+        raise ReplyDeferred("answer_not_sent", f"the answer mail could not be sent: {type(exc).__name__}") from exc

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import math
 import re
@@ -46,6 +47,8 @@ from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateR
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from adapters.email import Mailer
+from adapters.inbound import ReplyDeferred, answer_mail, send_answer
 from adapters.reply_reading import read_answer
 from adapters.temporal import engagement_workflow_id
 from adapters.tokens import InvalidReplyToken, check_token
@@ -467,11 +470,17 @@ class CheckInPage:
                               "mail instead.", reason="update_timeout") from None
             verdict = next((v for v in view.answers if v.answer_id == answer.update_id), None)
             told = confirmation(answer, view, page.engagement)
-            await inbound.finish(conn, answer.ledger_id, "applied", None, told)
-            page.action = view
-            bound.info("page answer applied", detail=verdict.detail if verdict else answer.summary,
-                       status=view.status.value)
-            return 200, "applied", told
+            receipt = answer_mail(scope, answer.ledger_id, True, f"{told} (answered on the check-in page)",
+                                  page.engagement)
+            await inbound.finish(conn, answer.ledger_id, "applied", None, told, receipt.model_dump_json())
+        page.action = view
+        bound.info("page answer applied", detail=verdict.detail if verdict else answer.summary,
+                   status=view.status.value)
+        # A receipt in the owner's inbox too, with the link to correct it; the page has confirmed already, so a
+        # relay that cannot take it now only costs the receipt (logged).
+        with contextlib.suppress(ReplyDeferred):
+            await send_answer(Mailer(self.settings, self.pool), receipt)
+        return 200, "applied", told
 
 
 def confirmation(answer: Answer, view: ActionView, engagement: EngagementStatus) -> str:

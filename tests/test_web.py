@@ -210,6 +210,13 @@ async def test_an_owner_answers_on_the_checkin_page_once_and_nothing_else_change
             (42, "The Nordics pipeline is filling up", "page", f"page/{first_form}")]
         row = await inbound_store.status_of(pool, f"page:{first_form}")
         assert row is not None and (row["status"], row["channel"], row["command"]) == ("applied", "page", "value")
+        # One receipt in the owner's inbox, however often the form came: what was recorded, and the link to correct it.
+        receipts = [m for m in (email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+                                for p in mail_sink.messages())
+                    if m["X-Engage-Kind"] == "answer" and eid in str(m["Message-ID"])
+                    and "(answered on the check-in page)" in m.get_body(preferencelist=("plain",)).get_content()]
+        assert len(receipts) == 1 and str(receipts[0]["Subject"]) == "Recorded: Action A1"
+        assert "42 units for 'Action A1'" in receipts[0].get_body(preferencelist=("plain",)).get_content()
         await page.go_back()
         assert await page.locator("#value-form").count() == 1
 
