@@ -470,7 +470,7 @@ class CheckInPage:
                               "mail instead.", reason="update_timeout") from None
             verdict = next((v for v in view.answers if v.answer_id == answer.update_id), None)
             told = confirmation(answer, view, page.engagement)
-            receipt = answer_mail(scope, answer.ledger_id, True, f"{told} (answered on the check-in page)",
+            receipt = answer_mail(scope, answer.ledger_id, True, receipt_text(answer, view, page.engagement),
                                   page.engagement)
             await inbound.finish(conn, answer.ledger_id, "applied", None, told, receipt.model_dump_json())
         page.action = view
@@ -492,6 +492,16 @@ def confirmation(answer: Answer, view: ActionView, engagement: EngagementStatus)
     if isinstance(payload, SnoozeAction):
         return f"Snoozed for {payload.days} days."
     return f"Reported blocked. {engagement.consultant.name} has been told."
+
+
+def receipt_text(answer: Answer, view: ActionView, engagement: EngagementStatus) -> str:
+    """The receipt mail's sentence: what was recorded and the status it gave, said where it was answered."""
+    payload = answer.payload
+    if isinstance(payload, ReportMetric):
+        status = status_label(view.status)
+        return (f"Recorded {number(payload.value)} {view.metric.unit} for '{view.title}': {status} "
+                f"(answered on the check-in page).")
+    return f"{confirmation(answer, view, engagement)} (Answered on the check-in page.)"
 
 
 def _unavailable(what: str) -> Refusal:

@@ -1,17 +1,26 @@
 """`engage demo`: one complete sample engagement on the embedded stack, in about a minute and a half.
 
 The session is set 25 seconds ahead and check-ins run every few seconds; the demo plays the consultant
-(choosing, scheduling, recording outcomes) and the action owners (answering some check-ins, ignoring others),
-shows the phases live, and ends with the report and the address of the Temporal UI.
+(choosing, scheduling, recording outcomes) and the action owners, as owners do: A1's owner answers each
+check-in on the check-in page (the link in the mail), A2's owner replies to the first check-in mail and then goes
+silent (and is escalated). It shows the phases live and ends with both answer mails, the report and the address
+of the Temporal UI.
 """
 
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
+import re
 import socket
 import threading
 import time as clock
+import urllib.parse
+import urllib.request
 from datetime import date, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import make_msgid, parseaddr
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,7 +29,9 @@ import yaml
 from pydantic import SecretStr
 from rich.console import Console, Group
 from rich.live import Live
+from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from cli.views import STATUS_STYLE
 from devstack.stack import Ports
@@ -31,6 +42,8 @@ CADENCE = "8s"
 HORIZON = "45s"
 # Values the owners report at their n-th check-in; A2's owner goes silent after one answer (an escalation).
 ANSWERS: dict[str, list[float]] = {"A1": [30, 80, 140, 210], "A2": [19]}
+# How each owner answers: on the check-in page (the signed link in the mail), or by replying to the mail.
+BY_PAGE, BY_REPLY = "A1", "A2"
 
 
 def _reachable(address: str) -> bool:
@@ -92,6 +105,7 @@ class DemoStack:
             "database_url": SecretStr(env["ENGAGE_DATABASE_URL"]),
             "smtp_url": SecretStr(env["ENGAGE_SMTP_URL"]),
             "caldav_url": env["ENGAGE_CALDAV_URL"],
+            "inbound_port": self.stack.ports.inbound,
         })
 
     def stop(self) -> None:
@@ -119,8 +133,96 @@ def _view(status: Any, sent: int, log: list[str]) -> Group:
     return Group(head, actions if status.actions else "", *[f"[dim]{line}[/]" for line in log[-6:]])
 
 
-async def play(settings: Settings, console: Console) -> str:
+# ---------------------------------------------------------------------------------------------------------
+# The owners: they answer from the mails they got, as a person would
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _mails(mail_dir: Path) -> list[EmailMessage]:
+    found = []
+    for path in sorted(mail_dir.glob("*.eml")):
+        msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        assert isinstance(msg, EmailMessage)
+        found.append(msg)
+    return found
+
+
+def _text(msg: EmailMessage) -> str:
+    body = msg.get_body(preferencelist=("plain",))
+    return body.get_content() if body is not None else ""
+
+
+async def _checkin_mail(mail_dir: Path, message_id: str) -> EmailMessage:
+    """The check-in mail the owner got (the sink keeps every mail), waiting a moment for it to arrive."""
+    for _ in range(100):
+        mail = next((m for m in _mails(mail_dir) if m["Message-ID"] == message_id), None)
+        if mail is not None:
+            return mail
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"the check-in mail {message_id} never reached {mail_dir}")
+
+
+def _post_on_page(link: str, value: float, note: str) -> str:
+    """Open the link, fill the value form, submit it; the page's confirmation."""
+    with urllib.request.urlopen(link, timeout=30) as response:  # noqa: S310 - the link of our own mail
+        page = response.read().decode()
+    form = re.search(r'id="value-form".*?name="form_id" value="([^"]+)"', page, re.DOTALL)
+    if form is None:
+        raise RuntimeError(f"the check-in page at {link} shows no value form")
+    data = urllib.parse.urlencode({"form_id": form.group(1), "value": f"{value:g}", "note": note}).encode()
+    with urllib.request.urlopen(f"{link}/value", data=data, timeout=60) as response:  # noqa: S310
+        confirmed = response.read().decode()
+    notice = re.search(r'id="notice"[^>]*>(.*?)</div>', confirmed, re.DOTALL)
+    return " ".join(re.sub(r"<[^>]+>", " ", notice.group(1)).split()) if notice else "answered"
+
+
+async def answer_on_page(checkin: EmailMessage, value: float) -> str:
+    link = re.search(r"https?://\S+/a/[a-z2-7]+", _text(checkin))
+    if link is None:
+        raise RuntimeError("the check-in mail carries no link to the check-in page")
+    return await asyncio.to_thread(_post_on_page, link.group(0), value, "via the check-in page")
+
+
+async def answer_by_reply(checkin: EmailMessage, owner: tuple[str, str], text: str, settings: Settings) -> str:
+    """What a mail client sends: the answer on top, the original quoted below, to the Reply-To address."""
+    import aiosmtplib
+
+    quoted = "\n".join(f"> {line}" for line in _text(checkin).splitlines())
+    reply = EmailMessage()
+    reply["From"] = f"{owner[0]} <{owner[1]}>"
+    reply["To"] = str(checkin["Reply-To"])
+    reply["Subject"] = f"Re: {checkin['Subject']}"
+    reply["In-Reply-To"] = str(checkin["Message-ID"])
+    reply["Message-ID"] = make_msgid(domain=owner[1].rpartition("@")[2])
+    reply.set_content(f"{text}\n\nOn {checkin['Date']}, engage wrote:\n{quoted}\n")
+    _, response = await aiosmtplib.send(reply, hostname=settings.inbound_host, port=settings.inbound_port,
+                                        sender=owner[1], recipients=[parseaddr(str(checkin["Reply-To"]))[1]],
+                                        timeout=60)
+    return response
+
+
+def answer_mails(mail_dir: Path, engagement_id: str) -> list[EmailMessage]:
+    return [m for m in _mails(mail_dir) if m["X-Engage-Kind"] == "answer" and engagement_id in str(m["Message-ID"])]
+
+
+def show_answer_mails(console: Console, mail_dir: Path, engagement_id: str) -> None:
+    """The first answer mail of each owner: what engage told them after they answered."""
+    shown: set[str] = set()
+    for mail in answer_mails(mail_dir, engagement_id):
+        to = str(mail["To"])
+        if to in shown:
+            continue
+        shown.add(to)
+        how = "a reply" if mail["In-Reply-To"] else "the check-in page"
+        body = re.split(r"\n-- ?\n", _text(mail))[0].strip()
+        # Text, never markup: the mail carries names and titles people typed.
+        console.print(Panel(Text(body), title=Text(f"Answer mail to {to} (after {how}): {mail['Subject']}"),
+                            expand=False))
+
+
+async def play(settings: Settings, console: Console, mail_dir: Path) -> str:
     """Run the sample engagement to the end; returns its id."""
+    from adapters.email import message_id_for
     from adapters.temporal import connect, engagement_workflow_id
     from schemas.events import Phase
     from schemas.state import (
@@ -178,9 +280,19 @@ async def play(settings: Settings, console: Console) -> str:
                 done = answered.get(a.action_id, 0)
                 if a.closed_reason is None and a.checkins_sent > done and done < len(values):
                     answered[a.action_id] = done + 1
-                    view = await update("report_metric", ReportMetric(action_id=a.action_id, value=values[done]))
-                    log.append(f"{a.owner.name} answered check-in {done + 1}: {values[done]:g} -> "
-                               f"{view['status'] if isinstance(view, dict) else view.status.value}")
+                    checkin = await _checkin_mail(mail_dir, message_id_for(
+                        f"{eid}/{a.action_id}/checkin/{done + 1}", settings.mail_from.rpartition("@")[2]))
+                    if a.action_id == BY_PAGE:
+                        told = await answer_on_page(checkin, values[done])
+                        log.append(f"{a.owner.name} answered check-in {done + 1} on the page: {told}")
+                    elif a.action_id == BY_REPLY:
+                        told = await answer_by_reply(checkin, (a.owner.name, a.owner.email), f"{values[done]:g}",
+                                                     settings)
+                        log.append(f"{a.owner.name} replied to check-in {done + 1}: {told}")
+                    else:
+                        view = await update("report_metric", ReportMetric(action_id=a.action_id, value=values[done]))
+                        log.append(f"{a.owner.name} answered check-in {done + 1}: {values[done]:g} -> "
+                                   f"{view['status'] if isinstance(view, dict) else view.status.value}")
             await asyncio.sleep(0.5)
     await pool.close()
     return eid
@@ -209,10 +321,12 @@ def run_demo(settings: Settings, data_dir: Path, ports: Ports, keep_running: boo
     began = clock.monotonic()
     try:
         settings = stack.ensure(settings, console)
-        engagement_id = asyncio.run(play(settings, console))
+        mail_dir = data_dir / "mail"
+        engagement_id = asyncio.run(play(settings, console, mail_dir))
         markdown, html_path = asyncio.run(write_report(settings, engagement_id, data_dir / "reports"))
         from rich.markdown import Markdown
 
+        show_answer_mails(console, mail_dir, engagement_id)
         console.print(Markdown(markdown))
         ui = f"http://127.0.0.1:{stack.stack.ports.ui}" if stack.started else "the Temporal UI of your stack"
         console.print(f"\n[bold green]Demo finished[/] in {clock.monotonic() - began:.0f} s. "

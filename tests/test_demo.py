@@ -35,6 +35,10 @@ async def test_demo_runs_one_engagement_to_closed_within_three_minutes(tmp_path:
     assert "closed" in text, "the last view shows the engagement closed"
     assert "achieved" in text, "the owner who answers reaches the target"
     assert re.search(r"escalat", text), "the silent owner is escalated"
+    # One owner answers on the check-in page, the other by a reply; the demo prints both answer mails.
+    assert "Answer mail to Ben Wu <ben@acme.example> (after the check-in page): Recorded: Launch the self-serve" in text
+    assert "Answer mail to Ana Lima <ana@acme.example> (after a reply): Recorded: Cut onboarding time" in text
+    assert "Recorded 19 days for 'Cut onboarding time'" in text
     reports = list((tmp_path / "var" / "reports").glob("demo-*.html"))
     assert len(reports) == 1 and "<svg" in reports[0].read_text()
     assert len(list((tmp_path / "var" / "mail").glob("*.eml"))) >= 10

@@ -214,9 +214,10 @@ async def test_an_owner_answers_on_the_checkin_page_once_and_nothing_else_change
         receipts = [m for m in (email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
                                 for p in mail_sink.messages())
                     if m["X-Engage-Kind"] == "answer" and eid in str(m["Message-ID"])
-                    and "(answered on the check-in page)" in m.get_body(preferencelist=("plain",)).get_content()]
+                    and "answered on the check-in page" in m.get_body(preferencelist=("plain",)).get_content()]
         assert len(receipts) == 1 and str(receipts[0]["Subject"]) == "Recorded: Action A1"
-        assert "42 units for 'Action A1'" in receipts[0].get_body(preferencelist=("plain",)).get_content()
+        receipt = receipts[0].get_body(preferencelist=("plain",)).get_content()
+        assert "Recorded 42 units for 'Action A1': on track" in receipt
         await page.go_back()
         assert await page.locator("#value-form").count() == 1
 
