@@ -484,6 +484,22 @@ def snooze(
 
 
 @app.command()
+def block(
+    engagement: str = typer.Argument(..., metavar="ENG"),
+    action: str = typer.Option(..., "--action"),
+    reason: str = typer.Option(..., "--reason", help="what stands in the way, in a line"),
+) -> None:
+    """Report an action blocked, with the reason: the consultant is told at once (as from the check-in page)."""
+    from rich.text import Text
+
+    from schemas.state import ActionView, BlockAction
+
+    payload = guarded(lambda: BlockAction(action_id=action, reason=reason))
+    view = _run(lambda: _update(engagement, "block_action", payload, ActionView))
+    _console().print(Text(f"{engagement}/{view.action_id}: blocked ({view.blocked_reason}); the consultant is told"))
+
+
+@app.command()
 def cancel(
     engagement: str = typer.Argument(..., metavar="ENG"),
     reason: str = typer.Option(..., "--reason"),

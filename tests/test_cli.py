@@ -392,6 +392,9 @@ async def test_session_follow_through_reads_and_cancel(cli_env: dict[str, str], 
     # checkin: the value is recorded and gives the action a status.
     checked = await ok(cli_env, "checkin", eid, "--action", "A1", "--value", "40", "--note", "first week")
     assert "A1" in checked.out and "on_track" in checked.out
+    # block: logged, on the action's view, and the consultant told (the workflow sends the mail).
+    blocked = await ok(cli_env, "block", eid, "--action", "A2", "--reason", "waiting for [legal] sign-off")
+    assert "blocked (waiting for [legal] sign-off)" in blocked.out
 
     s = await status(cli_env, eid)
     assert s.phase is Phase.follow_through and s.format is EngagementFormat.strategy_session
@@ -401,6 +404,7 @@ async def test_session_follow_through_reads_and_cancel(cli_env: dict[str, str], 
     assert a1.status is ActionStatus.on_track  # 20 % done a few seconds into ten days
     assert a1.closed_reason is None and a1.owner.email == "ben@acme.example"
     assert a2.snoozes == 1 and a2.status is ActionStatus.no_data
+    assert a2.blocked_reason == "waiting for [legal] sign-off" and a1.blocked_reason is None
     assert a2.next_checkin_at is not None and a2.next_checkin_at >= a2_before + timedelta(days=3)
 
     # list: every engagement; --phase filters.
