@@ -27,7 +27,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from temporalio.client import Client
 
 from adapters.inbound import MAX_MESSAGE_BYTES, UPDATE_TIMEOUT, apply_reply, reply_token_of
-from adapters.mime_limits import ParserBusy, UnparseableMessage, parse_limited, warm_up
+from adapters.mime_limits import ParserBusy, UnparseableMessage, parse_limited, shutdown_parsers, warm_up
 from adapters.rate_limits import ClientLimits, Limits
 from adapters.tokens import InvalidReplyToken, check_token
 from schemas.settings import Settings
@@ -231,6 +231,7 @@ class InboundServer:
                     smtp.transport.close()
             await self._server.wait_closed()
             self._server = None
+            shutdown_parsers()
         if self._own_pool and self._pool is not None:
             await self._pool.close()
             self._pool = None
