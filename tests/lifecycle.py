@@ -24,7 +24,15 @@ from adapters.temporal import engagement_workflow_id
 from schemas.outcomes import Outcomes
 from schemas.scoping import Scoping
 from schemas.settings import Settings
-from schemas.state import ChooseFormat, EngagementInput, RecordOutcomes, ScheduleSession, SessionPlan
+from schemas.state import (
+    ChooseFormat,
+    EngagementInput,
+    EngagementStatus,
+    RecordOutcomes,
+    ScheduleSession,
+    SessionPlan,
+)
+from store.events import read_log
 from workflows.engagement import EngagementWorkflow
 from workflows.follow_through import ActionFollowThroughWorkflow
 from workflows.search_attributes import NEXT_CHECKIN_AT
@@ -157,3 +165,9 @@ async def into_follow_through(env: WorkflowEnvironment, handle: WorkflowHandle, 
     await env.sleep(until(await env.get_current_time(), plan.starts_at + after_start))
     await handle.execute_update(EngagementWorkflow.record_outcomes, RecordOutcomes(outcomes=outcomes(*actions)))
     return plan
+
+
+async def snapshot(handle: WorkflowHandle, pool: asyncpg.Pool, engagement_id: str) -> tuple[dict[str, Any], int]:
+    """What an input that must change nothing must leave alone: the engagement's status and its log's length."""
+    status: EngagementStatus = await handle.query(EngagementWorkflow.status)
+    return status.model_dump(), len(await read_log(pool, engagement_id))

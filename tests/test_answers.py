@@ -8,8 +8,6 @@ check-in mail and the answer mails are the real ones in the SMTP sink.
 from __future__ import annotations
 
 import asyncio
-import email
-import email.policy
 import hashlib
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -30,7 +28,8 @@ from store import inbound as ledger
 from store.events import read_log
 from tests.conftest import unique_id
 from tests.lifecycle import action, into_follow_through, running_worker, scoping, start, until
-from tests.test_inbound import BEN, MAIL_DOMAIN, mail_at_sink, reply, reply_address, send
+from tests.mailbox import BEN, MAIL_DOMAIN, mail_at_sink, reply, reply_address, sink_mails, text_of
+from tests.test_inbound import send
 from workflows.engagement import EngagementWorkflow as EW
 
 ANSWERS = 20
@@ -48,19 +47,15 @@ async def inbound_server(time_skipping_env: WorkflowEnvironment, settings: Setti
 def answers_to(sink: MailSink, reply_ids: set[str]) -> dict[str, EmailMessage]:
     """The answer mails in the sink, by the Message-ID of the reply each answers (In-Reply-To)."""
     found: dict[str, EmailMessage] = {}
-    for path in sink.messages():
-        msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        assert isinstance(msg, EmailMessage)
+    for msg in sink_mails(sink):
         if msg["X-Engage-Kind"] == "answer" and msg["In-Reply-To"] in reply_ids:
             assert msg["In-Reply-To"] not in found, f"two answers to {msg['In-Reply-To']}"
             found[str(msg["In-Reply-To"])] = msg
     return found
 
 
-def text_of(msg: EmailMessage) -> str:
-    body = msg.get_body(preferencelist=("plain",))
-    assert body is not None
-    return " ".join(body.get_content().split())
+def text(msg: EmailMessage) -> str:
+    return " ".join(text_of(msg).split())
 
 
 async def test_twenty_concurrent_answers_one_achieving_each_recorded_or_refused_by_name(
@@ -110,10 +105,10 @@ async def test_twenty_concurrent_answers_one_achieving_each_recorded_or_refused_
             await asyncio.sleep(0.1)
         for mid in applied:
             assert str(mails[mid]["Subject"]).startswith("Recorded:"), mails[mid]["Subject"]
-            assert f"Recorded {reply_ids[mid]} units for 'Action A1'" in text_of(mails[mid])
+            assert f"Recorded {reply_ids[mid]} units for 'Action A1'" in text(mails[mid])
         for mid in refused:
             assert str(mails[mid]["Subject"]).startswith("Not recorded:"), mails[mid]["Subject"]
-            assert "A1" in text_of(mails[mid]) and "closed (achieved)" in text_of(mails[mid]), text_of(mails[mid])
+            assert "A1" in text(mails[mid]) and "closed (achieved)" in text(mails[mid]), text(mails[mid])
             row = rows[mid]
             assert row is not None and row["reason"] == "not_accepted" and "closed (achieved)" in row["detail"]
 

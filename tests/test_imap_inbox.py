@@ -42,11 +42,9 @@ from store.events import read_log
 from tests.conftest import unique_id
 from tests.dovecot import PASSWORD, USER, Dovecot
 from tests.lifecycle import action, into_follow_through, running_worker, scoping, start, until
+from tests.mailbox import ANA, BEN, MAIL_DOMAIN, mail_at_sink
 from workflows.engagement import EngagementWorkflow as EW
 
-MAIL_DOMAIN = "engage.localhost"  # the domain of the default ENGAGE_MAIL_FROM: Message-IDs end in it
-BEN = ("Ben Wu", "ben@acme.example")
-ANA = ("Ana Lima", "ana@acme.example")
 MALLORY = ("Mallory", "mallory@evil.example")
 PROCESSED = "engage-processed"
 # What an older server announces: no IDLE (so the reader polls), no MOVE (so it copies, flags and expunges).
@@ -61,16 +59,7 @@ def dovecot() -> Iterator[Dovecot]:
 
 
 async def checkin_mail(sink: MailSink, key: str, timeout: float = 10.0) -> EmailMessage:
-    message_id = message_id_for(key, MAIL_DOMAIN)
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        for path in reversed(sink.messages()):
-            msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-            if msg["Message-ID"] == message_id:
-                assert isinstance(msg, EmailMessage)
-                return msg
-        assert asyncio.get_running_loop().time() < deadline, f"{key} never reached the sink"
-        await asyncio.sleep(0.05)
+    return await mail_at_sink(sink, message_id_for(key, MAIL_DOMAIN), timeout)
 
 
 def delivered(original: EmailMessage, sender: tuple[str, str], text: str, *, to: str | None = None) -> bytes:

@@ -7,12 +7,10 @@ aiosmtplib to `InboundServer`, exactly as a relay would deliver them.
 from __future__ import annotations
 
 import asyncio
-import email
-import email.policy
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
-from email.utils import make_msgid, parseaddr
+from email.utils import make_msgid
 
 import aiosmtplib
 import asyncpg
@@ -36,12 +34,9 @@ from schemas.state import ActionView, AddPreread, ChooseFormat, EngagementStatus
 from store import inbound as inbound_store
 from store.events import read_log
 from tests.conftest import unique_id
-from tests.lifecycle import action, into_follow_through, running_worker, scoping, start, until
+from tests.lifecycle import action, into_follow_through, running_worker, scoping, snapshot, start, until
+from tests.mailbox import ANA, BEN, MAIL_DOMAIN, mail_at_sink, reply, reply_address
 from workflows.engagement import EngagementWorkflow as EW
-
-MAIL_DOMAIN = "engage.localhost"  # the domain of the default ENGAGE_MAIL_FROM: Message-IDs end in it
-BEN = ("Ben Wu", "ben@acme.example")
-ANA = ("Ana Lima", "ana@acme.example")
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -49,41 +44,6 @@ async def inbound_server(time_skipping_env: WorkflowEnvironment, settings: Setti
                          pool: asyncpg.Pool) -> AsyncIterator[InboundServer]:
     async with InboundServer(settings, time_skipping_env.client, pool, host="127.0.0.1", port=0) as server:
         yield server
-
-
-async def mail_at_sink(sink: MailSink, message_id: str, timeout: float = 10.0) -> EmailMessage:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        for path in reversed(sink.messages()):
-            msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-            if msg["Message-ID"] == message_id:
-                assert isinstance(msg, EmailMessage)
-                return msg
-        assert asyncio.get_running_loop().time() < deadline, f"{message_id} never reached the sink"
-        await asyncio.sleep(0.05)
-
-
-def reply_address(original: EmailMessage) -> str:
-    return parseaddr(str(original["Reply-To"]))[1]
-
-
-def reply(original: EmailMessage, sender: tuple[str, str], text: str, *, to: str | None = None,
-          html: str | None = None) -> EmailMessage:
-    """What a mail client sends: the answer on top, the original quoted below (with its own numbers)."""
-    body = original.get_body(preferencelist=("plain",))
-    assert body is not None
-    quoted = "\n".join(f"> {line}" for line in body.get_content().splitlines())
-    msg = EmailMessage()
-    msg["From"] = f"{sender[0]} <{sender[1]}>"
-    msg["To"] = to or reply_address(original)
-    msg["Subject"] = f"Re: {original['Subject']}"
-    msg["In-Reply-To"] = original["Message-ID"]
-    msg["Message-ID"] = make_msgid(domain="acme.example")
-    if html is None:
-        msg.set_content(f"{text}\n\nOn Thu, 25 Feb 2027 at 09:00, engage <engage@{MAIL_DOMAIN}> wrote:\n{quoted}\n")
-    else:
-        msg.set_content(html, subtype="html")
-    return msg
 
 
 async def send(server: InboundServer, msg: EmailMessage | bytes, envelope_from: str, rcpt: str) -> tuple[int, str]:
@@ -96,11 +56,6 @@ async def send(server: InboundServer, msg: EmailMessage | bytes, envelope_from: 
     except aiosmtplib.SMTPRecipientsRefused as exc:  # a forged or expired token is refused at RCPT, before DATA
         return exc.recipients[0].code, exc.recipients[0].message
     return 250, response
-
-
-async def snapshot(handle: object, pool: asyncpg.Pool, eid: str) -> tuple[dict, int]:
-    status: EngagementStatus = await handle.query(EW.status)  # type: ignore[attr-defined]
-    return status.model_dump(), len(await read_log(pool, eid))
 
 
 async def logged(pool: asyncpg.Pool, eid: str, kind: str, count: int, timeout: float = 10.0) -> None:

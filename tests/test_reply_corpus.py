@@ -33,7 +33,7 @@ from store import inbound as ledger
 from store.events import read_log
 from tests.conftest import unique_id
 from tests.lifecycle import action, into_follow_through, running_worker, scoping, start, until
-from tests.test_inbound import BEN, MAIL_DOMAIN, mail_at_sink, reply_address
+from tests.mailbox import BEN, MAIL_DOMAIN, mail_at_sink, reply_address, sink_mails
 
 CORPUS = Path(__file__).parent / "replies"
 EXPECTED: dict[str, dict[str, Any]] = yaml.safe_load((CORPUS / "expected.yaml").read_text())
@@ -54,13 +54,7 @@ def answer_id(message_id: str) -> str:
 
 
 def answers_in(sink: MailSink) -> dict[str, EmailMessage]:
-    found: dict[str, EmailMessage] = {}
-    for path in sink.messages():
-        msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        assert isinstance(msg, EmailMessage)
-        if msg["X-Engage-Kind"] == "answer" and msg["In-Reply-To"]:
-            found[str(msg["In-Reply-To"])] = msg
-    return found
+    return {str(m["In-Reply-To"]): m for m in sink_mails(sink) if m["X-Engage-Kind"] == "answer" and m["In-Reply-To"]}
 
 
 async def test_every_corpus_reply_is_recorded_as_meant_or_answered(

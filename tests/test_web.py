@@ -39,7 +39,8 @@ from schemas.state import ActionView, EngagementStatus
 from store import inbound as inbound_store
 from store.events import read_log
 from tests.conftest import unique_id
-from tests.lifecycle import action, into_follow_through, running_worker, scoping, start, until
+from tests.lifecycle import action, into_follow_through, running_worker, scoping, snapshot, start, until
+from tests.mailbox import BEN, MAIL_DOMAIN, mail_at_sink, parse
 from workflows.engagement import EngagementWorkflow as EW
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,8 +51,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 PHONE = {"width": 390, "height": 844}
 LINK = re.compile(r"http://127\.0\.0\.1:\d+/a/[a-z2-7]+")
 ENGAGE = Path(sys.executable).parent / "engage"
-MAIL_DOMAIN = "engage.localhost"  # the domain of the default ENGAGE_MAIL_FROM: Message-IDs end in it
-BEN = ("Ben Wu", "ben@acme.example")
 
 
 async def engage_json(*args: str, temporal_address: str) -> Any:
@@ -63,28 +62,6 @@ async def engage_json(*args: str, temporal_address: str) -> Any:
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err.decode()
     return json.loads(out)
-
-
-def _parse(raw: bytes) -> EmailMessage:
-    msg = email.message_from_bytes(raw, policy=email.policy.default)
-    assert isinstance(msg, EmailMessage)
-    return msg
-
-
-async def mail_at_sink(sink: MailSink, message_id: str, timeout: float = 10.0) -> EmailMessage:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        for path in reversed(sink.messages()):
-            msg = _parse(path.read_bytes())
-            if msg["Message-ID"] == message_id:
-                return msg
-        assert asyncio.get_running_loop().time() < deadline, f"{message_id} never reached the sink"
-        await asyncio.sleep(0.05)
-
-
-async def snapshot(handle: Any, pool: asyncpg.Pool, eid: str) -> tuple[dict[str, Any], int]:
-    status: EngagementStatus = await handle.query(EW.status)
-    return status.model_dump(), len(await read_log(pool, eid))
 
 
 def a1(status: EngagementStatus) -> ActionView:
@@ -122,7 +99,7 @@ async def mail_with_subject(sink: MailSink, subject: str, to: str, timeout: floa
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         for path in sink.messages():
-            msg = _parse(path.read_bytes())
+            msg = parse(path.read_bytes())
             if str(msg["Subject"]).startswith(subject) and to in str(msg["To"]):
                 return msg
         assert asyncio.get_running_loop().time() < deadline, f"no {subject!r} mail to {to}"
