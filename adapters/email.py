@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from email.header import Header
@@ -38,6 +41,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 FROM_NAME = "engage"
 REPLY_LOCAL_PART = "checkin"
 SMTP_TIMEOUT = 30.0
+QUIT_TIMEOUT = 5.0  # after the relay accepted the message: nothing left to wait for
 
 # ---------------------------------------------------------------------------------------------------------
 # Rendering
@@ -328,6 +332,12 @@ class PermanentDeliveryError(RuntimeError):
     """The relay refused the message for good (a 5xx on a recipient or on the content): retrying cannot help."""
 
 
+class InsecureRelayError(aiosmtplib.SMTPException):
+    """ENGAGE_SMTP_URL carries credentials but the connection to the relay is not encrypted: the password is not
+    sent. Retryable on purpose, like a refused login: the operator fixes the URL or the relay and the waiting
+    messages go out once."""
+
+
 class SmtpTarget(BaseModel):
     hostname: str
     port: int
@@ -338,7 +348,7 @@ class SmtpTarget(BaseModel):
 
 def smtp_target(url: str) -> SmtpTarget:
     """`smtp://[user:pass@]host[:port]` (plain, upgraded with STARTTLS when offered; port 25) or
-    `smtps://...` (implicit TLS; port 465)."""
+    `smtps://...` (implicit TLS; port 465). With a user or password, TLS is required: STARTTLS or smtps."""
     parts = urlsplit(url)
     if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
         raise ValueError("ENGAGE_SMTP_URL must look like smtp://host:port or smtps://user:password@host:port")
@@ -359,15 +369,18 @@ def _is_permanent(code: int) -> bool:
 class Mailer:
     """Sends each OutboundMessage at most once per Message-ID, recorded in the `outbox` table.
 
-    The outbox row is written before the SMTP conversation and marked sent after it. A crash between the
-    relay's 250 and `mark_sent` sends the message again on retry (the same Message-ID lets mail clients
-    fold the two); every other retry finds the row sent and sends nothing."""
+    The outbox row is written before the SMTP conversation and marked sent as soon as the relay answers 250
+    to DATA, before QUIT and the socket's close. A crash between that 250 and the committed `mark_sent` (a
+    fraction of a millisecond, docs/email.md "The remaining window") sends the message again on retry, with
+    the same Message-ID so mail clients fold the two; every other retry finds the row sent and sends nothing."""
 
     def __init__(self, settings: Settings, pool: asyncpg.Pool) -> None:
         self.settings = settings
         self.pool = pool
         self.target = smtp_target(settings.smtp_url.get_secret_value())
         self.domain = _domain_of(settings.mail_from)
+        # (relay's 250 -> mark committed, QUIT) in seconds for the latest sends: bench/email_window.py reads it.
+        self.recent_windows: deque[tuple[float, float]] = deque(maxlen=4096)
 
     def message_id(self, message: OutboundMessage) -> str:
         return message_id_for(message.key, self.domain)
@@ -397,39 +410,66 @@ class Mailer:
             scoped = answer_scope(message)
             if scoped is not None:  # before the mail is out: an answer to it must find its scope
                 await scopes.save(conn, *scoped)
-            refused = await self._deliver(mime, recipients)
-            await outbox.mark_sent(conn, message_id)
+            try:
+                refused = await self._deliver(mime, recipients, accepted=lambda: outbox.mark_sent(conn, message_id))
+            except InsecureRelayError as exc:
+                bound.error(str(exc))
+                raise
         if refused:
             bound.warning("some recipients refused", refused=refused)
         return SendResult(message_id=message_id, delivered_now=True, subject=rendered[0])
 
-    async def _deliver(self, mime: Message, recipients: list[str]) -> dict[str, str]:
-        """One SMTP conversation; returns the recipients the relay refused while accepting the others."""
+    async def _deliver(self, mime: Message, recipients: list[str],
+                       accepted: Callable[[], Awaitable[object]] | None = None) -> dict[str, str]:
+        """One SMTP conversation; returns the recipients the relay refused while accepting the others.
+
+        `accepted` (the outbox's mark_sent) runs the moment the relay answers 250 to DATA, before QUIT: a
+        crash after it sends nothing again. A failed QUIT after that changes nothing: the relay has the
+        message, and raising would only make the activity retry."""
         t = self.target
+        smtp = aiosmtplib.SMTP(hostname=t.hostname, port=t.port, use_tls=t.use_tls, start_tls=False,
+                               timeout=SMTP_TIMEOUT)
+        await smtp.connect()
         try:
-            errors, _ = await aiosmtplib.send(
-                mime,
-                sender=_sender_parts(self.settings)[1],
-                recipients=recipients,
-                hostname=t.hostname,
-                port=t.port,
-                username=t.username,
-                password=t.password,
-                use_tls=t.use_tls,
-                start_tls=None if not t.use_tls else False,
-                timeout=SMTP_TIMEOUT,
-            )
+            await smtp.ehlo()
+            if not t.use_tls and smtp.supports_extension("starttls"):
+                await smtp.starttls()  # aiosmtplib says EHLO again over TLS before the next command
+            if t.username is not None or t.password is not None:
+                if smtp.get_transport_info("sslcontext") is None:
+                    raise InsecureRelayError(
+                        f"ENGAGE_SMTP_URL has credentials but the relay at {t.hostname}:{t.port} offers no STARTTLS:"
+                        " the password is not sent without TLS; use smtps://host:465 or a relay that offers"
+                        " STARTTLS (messages wait and retry until then)")
+                await smtp.login(t.username or "", t.password or "")
+            errors, _ = await smtp.send_message(mime, sender=_sender_parts(self.settings)[1],
+                                                recipients=recipients)
+            relay_said_250 = time.perf_counter()
+            if accepted is not None:
+                await accepted()
+            marked = time.perf_counter()
         except aiosmtplib.SMTPRecipientsRefused as exc:
+            smtp.close()
             if all(_is_permanent(r.code) for r in exc.recipients):
                 detail = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
                 raise PermanentDeliveryError(f"every recipient refused: {detail}") from exc
             raise
         except (aiosmtplib.SMTPRecipientRefused, aiosmtplib.SMTPDataError) as exc:
+            smtp.close()
             if _is_permanent(exc.code):
                 raise PermanentDeliveryError(f"relay refused the message: {exc.code} {exc.message}") from exc
             raise
+        except BaseException:
+            smtp.close()
+            raise
         # A refused sender or failed login is a configuration problem the operator can fix: those stay
         # retryable, so the message goes out once the relay accepts it.
+        try:
+            await smtp.quit(timeout=QUIT_TIMEOUT)
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            log.debug("QUIT failed after the relay accepted the message", error=str(exc))
+        finally:
+            smtp.close()
+        self.recent_windows.append((marked - relay_said_250, time.perf_counter() - marked))
         return {address: f"{r.code} {r.message}" for address, r in errors.items()}
 
 

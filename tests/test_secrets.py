@@ -17,6 +17,8 @@ import asyncio
 import base64
 import logging
 import os
+import ssl
+import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -95,12 +97,20 @@ class _PasswordAuth:
 
 
 @pytest.fixture
-def auth_sink(tmp_path: Path) -> Iterator[tuple[int, Path]]:
-    """A real SMTP server on loopback that requires AUTH (over plain TCP, as a local relay may allow)."""
+def auth_sink(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[int, Path]]:
+    """A real SMTP server on loopback that requires AUTH over STARTTLS (the Mailer sends credentials only over
+    TLS), with a throwaway certificate the client trusts through SSL_CERT_FILE."""
     port = free_port()
     folder = tmp_path / "auth-mail"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", "key.pem", "-out", "cert.pem", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], cwd=tmp_path, check=True, capture_output=True,
+                   timeout=30)
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "cert.pem"))
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
     controller = Controller(EmlWriter(folder), hostname="127.0.0.1", port=port, authenticator=_PasswordAuth(),
-                            auth_required=True, auth_require_tls=False, ready_timeout=10)
+                            auth_required=True, tls_context=tls, require_starttls=True, ready_timeout=10)
     controller.start()
     yield port, folder
     controller.stop()
@@ -134,7 +144,6 @@ async def engage(env: dict[str, str], *args: str) -> tuple[int, str, str]:
     return proc.returncode, out.decode(), err.decode()
 
 
-@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
 async def test_no_secret_reaches_the_logs_or_an_error_line(
     secret_env: dict[str, int], restore_logging: None, settings: Settings, pool: asyncpg.Pool,
     mail_sink: MailSink, auth_sink: tuple[int, Path], capfd: pytest.CaptureFixture[str],
