@@ -9,8 +9,9 @@ seconds; one owner of each answers every check-in through the same update the CL
 - Postgres is stopped for S seconds (default 20);
 - the SMTP server is stopped for S seconds.
 Then it checks: every engagement closed; every message the workflows sent is at the SMTP sink exactly once
-(by Message-ID); each engagement's log has exactly the expected events, numbered 1..n with no gap and no
-duplicate; the read models equal a rebuild from the log.
+(by Message-ID; a copy of one decision sent twice by a SIGKILL inside the crash window is counted apart, as
+`duplicates_per_1000`, which must stay <= 1); each engagement's log has exactly the expected events,
+numbered 1..n with no gap and no duplicate; the read models equal a rebuild from the log.
 """
 
 from __future__ import annotations
@@ -257,13 +258,17 @@ async def check(pool: asyncpg.Pool, folder: Path, statuses: dict[str, Engagement
     duplicated = [m for m, n in at_sink.items() if n > 1]
     attempts = {r["message_id"]: r["attempts"] for r in await pool.fetch(
         "SELECT message_id, attempts FROM outbox WHERE message_id = ANY($1::text[])", duplicated)}
+    duplicates = sum(n - 1 for n in at_sink.values() if n > 1)
+    delivered = sum(1 for m in expected_ids if at_sink[m] >= 1)
     live = await snapshot(pool)
     await rebuild_projections(pool)
     rebuilt = await snapshot(pool)
     return {
         "messages_expected": len(expected_ids),
-        "messages_delivered": sum(1 for m in expected_ids if at_sink[m] >= 1),
-        "duplicates": sum(n - 1 for n in at_sink.values() if n > 1),
+        "messages_delivered": delivered,
+        "duplicates": duplicates,
+        # The crash window's rate: copies beyond the first per 1,000 distinct messages delivered.
+        "duplicates_per_1000": round(1000 * duplicates / delivered, 2) if delivered else 0.0,
         # A copy sent twice must be a retried attempt of one decision (the documented crash window between
         # the relay's acceptance and the outbox commit), never two decisions: its outbox row shows >= 2 tries.
         "duplicates_outside_crash_window": sum(1 for m in duplicated if attempts.get(m, 0) < 2),
@@ -344,7 +349,10 @@ def main() -> None:
     configure_logging("console", logging.WARNING)
     results = asyncio.run(run(args.engagements, args.outage_s, tuple(args.kill_every)))
     print_figures(results, args.json)
-    ok = (results["duplicates"] == 0 and results["lost"] == 0 and results["event_gaps"] == 0
+    # A duplicate inside the crash window (a SIGKILL between the relay's 250 and the outbox commit) is possible
+    # but must stay under 1 per 1,000 messages; one outside it is a bug.
+    ok = (results["duplicates_outside_crash_window"] == 0 and results["duplicates_per_1000"] <= 1
+          and results["lost"] == 0 and results["event_gaps"] == 0
           and results["closed"] == results["engagements"] and results["read_models_equal_rebuild"]
           and results["engagements_with_unexpected_events"] == 0)
     raise SystemExit(0 if ok else 1)

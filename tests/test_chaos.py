@@ -29,5 +29,6 @@ async def test_small_chaos_run_loses_nothing_and_sends_nothing_twice() -> None:
     # same Message-ID (docs/email.md): rare, bounded by the kills, and never a second decision.
     assert figures["duplicates_outside_crash_window"] == 0
     assert figures["duplicates"] <= figures["faults"]["worker_killed"]
+    assert figures["duplicates_per_1000"] == round(1000 * figures["duplicates"] / figures["messages_delivered"], 2)
     assert figures["engagements_with_unexpected_events"] == 0
     assert figures["read_models_equal_rebuild"] is True
