@@ -12,6 +12,7 @@ import zoneinfo
 from datetime import time, timedelta
 from functools import lru_cache
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -30,6 +31,11 @@ EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-
                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([dhms])\s*$")
 _UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+# The largest size of a metric value (baseline, target, reported value): far beyond any business number, well
+# inside what a float holds exactly enough to compute progress and draw a chart (integers are exact to 2**53).
+MAX_VALUE = 1e15
+WEB_SCHEMES = ("http", "https")
+MAX_URL = 2000
 
 
 class StrictModel(BaseModel):
@@ -42,6 +48,31 @@ def _no_control_chars(value: str) -> str:
     # A CR or LF in a name or title would split an email header or an ICS line.
     if any(ord(c) < 32 and c not in "\t" for c in value) or "\x7f" in value:
         raise ValueError("must not contain control characters (line breaks included)")
+    return value
+
+
+def _bounded(value: float) -> float:
+    if not math.isfinite(value) or abs(value) > MAX_VALUE:
+        raise ValueError(f"a value must be a finite number no larger than {MAX_VALUE:g} in size")
+    return value
+
+
+def is_web_url(value: str) -> bool:
+    """An absolute http(s) link with a host and none of the characters RFC 3986 leaves out of a URL (space,
+    quote, angle bracket, backslash, control): the only kind of link users may give, so no `javascript:`,
+    `data:`, `mailto:` or `file:` link reaches an href."""
+    if not value or len(value) > MAX_URL or any(c.isspace() or c in '"<>`\\' or not c.isprintable() for c in value):
+        return False
+    try:
+        host = urlsplit(value).hostname
+    except ValueError:  # an unbalanced [ in the host
+        return False
+    return value.lower().startswith(tuple(f"{s}://" for s in WEB_SCHEMES)) and bool(host)
+
+
+def _web_url(value: str) -> str:
+    if not is_web_url(value):
+        raise ValueError(f"{value!r} is not an http(s) link such as https://example.com/memo")
     return value
 
 
@@ -119,6 +150,9 @@ Slug = Annotated[
     StringConstraints(pattern=SLUG_RE.pattern),
 ]
 ActionId = Annotated[str, StringConstraints(pattern=ACTION_ID_RE.pattern)]
+# A number a user gives for a metric (baseline, target, a reported value): finite, |v| <= MAX_VALUE.
+Value = Annotated[float, AfterValidator(_bounded)]
+WebUrl = Annotated[str, StringConstraints(min_length=1, max_length=MAX_URL), AfterValidator(_web_url)]
 Email = Annotated[str, AfterValidator(_email)]
 TimeZoneName = Annotated[str, AfterValidator(_timezone)]
 Duration = Annotated[timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)]

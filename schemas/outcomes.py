@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import Field, field_validator, model_validator
 
-from schemas.common import ActionId, Email, StrictModel, Text, TimeZoneName
+from schemas.common import ActionId, Email, StrictModel, Text, TimeZoneName, Value
 
 
 class Direction(StrEnum):
@@ -24,8 +24,8 @@ class Owner(StrictModel):
 class Metric(StrictModel):
     name: Text
     unit: Text
-    baseline: float = Field(allow_inf_nan=False)
-    target: float = Field(allow_inf_nan=False)
+    baseline: Value
+    target: Value
     direction: Direction
 
     @model_validator(mode="after")

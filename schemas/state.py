@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
 from schemas.answers import AnswerResult
-from schemas.common import ActionId, Email, LocalTime, LongText, Slug, StrictModel, Text
+from schemas.common import MAX_VALUE as MAX_VALUE  # the check-in page and the CLI import it from here
+from schemas.common import ActionId, Email, LocalTime, LongText, Slug, StrictModel, Text, Value, WebUrl
 from schemas.events import Phase, StoredEvent
 from schemas.outcomes import Metric, Outcomes, Owner
 from schemas.recommendation import EngagementFormat, Recommendation
@@ -93,15 +94,8 @@ class ScheduleSession(StrictModel):
 
 class AddPreread(StrictModel):
     title: Text
-    url: Text
+    url: WebUrl
     days_before: int = Field(default=7, ge=0, le=90)
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://")) or " " in value:
-            raise ValueError(f"{value!r} is not an http(s) URL")
-        return value
 
 
 class AcknowledgePreread(StrictModel):
@@ -116,12 +110,11 @@ class RecordOutcomes(StrictModel):
 # The answer id of an owner's input is the id of the update that carried it: the parent sets it, and the
 # follow-through's verdict on the input is kept under it (ActionView.answers).
 AnswerSource = Literal["cli", "email", "page"]
-MAX_VALUE = 1e15
 
 
 class ReportMetric(StrictModel):
     action_id: ActionId
-    value: float = Field(allow_inf_nan=False, ge=-MAX_VALUE, le=MAX_VALUE)
+    value: Value
     note: LongText | None = None
     source: AnswerSource = "cli"
     answer_id: str | None = None
