@@ -163,3 +163,54 @@ def test_deploy_scripts_parse() -> None:
     register = yaml.safe_load(COMPOSE.read_text())["services"]["temporal-register"]["command"][0]
     result = subprocess.run(["sh", "-n", "-c", register.replace("$$", "$")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Passwords: every one comes from .env and is required; none is written in the file
+# ---------------------------------------------------------------------------------------------------------
+
+SECRET_NAME = re.compile(r"PASSWORD|PWD|SECRET", re.IGNORECASE)
+USER_PASSWORD_NAME = re.compile(r"_AUTH$")  # Mailpit's MP_UI_AUTH: "user:password"
+REQUIRED_INTERPOLATION = re.compile(r"\$\{\w+:\?[^}]*\}")
+URL_PASSWORD = re.compile(r"://[^/@:\s]+:([^@\s]*)@")
+
+
+def _values(compose: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(where, name, raw value) of every environment entry of every service, and every config's content."""
+    found = [(service, str(name), str(value)) for service, spec in compose["services"].items()
+             for name, value in _environment(spec).items() if value is not None]
+    found += [(f"configs.{name}", name, str(spec.get("content", "")))
+              for name, spec in compose.get("configs", {}).items()]
+    return found
+
+
+def test_no_service_has_a_literal_password(compose: dict[str, Any]) -> None:
+    literal = []
+    for where, name, raw in _values(compose):
+        # What is left of the value once the required variables are taken out must hold no password.
+        stripped = REQUIRED_INTERPOLATION.sub("", raw)
+        with_defaults = _interpolate(stripped)
+        if SECRET_NAME.search(name) and (with_defaults or not REQUIRED_INTERPOLATION.search(raw)):
+            literal.append(f"{where}: {name}")
+        if (USER_PASSWORD_NAME.search(name) or where.startswith("configs.")) and ":" in with_defaults:
+            if any(line.split(":", 1)[1].strip() for line in with_defaults.splitlines() if ":" in line):
+                literal.append(f"{where}: {name} (user:password)")
+        if any(password for password in URL_PASSWORD.findall(with_defaults)):
+            literal.append(f"{where}: {name} (a password in a URL)")
+    assert not literal, f"passwords written in docker-compose.yml instead of required from .env: {literal}"
+
+
+def test_every_secret_variable_is_required() -> None:
+    """`${NAME:?message}`, never `${NAME:-default}` or a bare `${NAME}` that compose would leave empty."""
+    loose = sorted({m.group(0) for m in INTERPOLATION.finditer(COMPOSE.read_text())
+                    if SECRET_NAME.search(m.group("name")) and m.group("op") != ":?"})
+    assert not loose, f"secrets with a default or allowed empty: {loose}"
+
+
+def test_env_example_lists_every_required_variable_and_how_to_make_it() -> None:
+    required = {m.group("name") for m in INTERPOLATION.finditer(COMPOSE.read_text()) if m.group("op") == ":?"}
+    example = (ROOT / ".env.example").read_text()
+    listed = set(re.findall(r"^(\w+)=\s*$", example, flags=re.MULTILINE))
+    assert required == listed, f"required by compose {sorted(required)}, listed empty in .env.example {sorted(listed)}"
+    assert "openssl rand -hex 32" in example
+    assert ".env" in (ROOT / ".gitignore").read_text().split()
