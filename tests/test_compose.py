@@ -73,7 +73,7 @@ def test_engage_services_set_only_settings_the_code_reads(compose: dict[str, Any
     # Every value, once compose has interpolated its defaults, is one the code accepts (ports are ints, ...).
     values = {key.removeprefix(PREFIX).lower(): _interpolate(value) for key, value in env.items()
               if key.startswith(PREFIX)}
-    settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, **values)  # type: ignore[call-arg,arg-type]
     assert settings.temporal_address == "temporal:7233"
     assert settings.database_label() == "postgres:5432/engage"
 
