@@ -41,6 +41,7 @@ from adapters.mime_limits import ParserBusy, parse_limited
 from adapters.reply_reading import Reading, own_text, read_answer
 from adapters.temporal import engagement_workflow_id
 from adapters.tokens import InvalidReplyToken, check_token
+from cli.report import number
 from schemas.answers import AnswerScope
 from schemas.common import one_line
 from schemas.events import MessageKind
@@ -245,10 +246,6 @@ async def _execute(client: Client, scope: AnswerScope, update: str, payload: Bas
         raise ReplyDeferred("temporal_unavailable", "cannot connect to Temporal") from None
 
 
-def _number(value: float) -> str:
-    return f"{value:,.10g}" if abs(value) < 1e15 else f"{value:g}"
-
-
 def _applied_text(reading: Reading, view: ActionView | None, answer_id: str) -> str:
     if view is None:
         return "Thank you: the pre-read is marked as read."
@@ -257,7 +254,7 @@ def _applied_text(reading: Reading, view: ActionView | None, answer_id: str) -> 
         assert reading.value is not None
         status = view.status.value.replace("_", " ")
         closed = " The action is closed: target reached." if view.closed_reason == "achieved" else ""
-        return (f"Recorded {_number(reading.value)} {view.metric.unit} for {title}: {status}.{closed}").strip()
+        return (f"Recorded {number(reading.value)} {view.metric.unit} for {title}: {status}.{closed}").strip()
     verdict = next((a for a in view.answers if a.answer_id == answer_id), None)
     if reading.kind == "snooze":
         return f"Snoozed {title} for {reading.days} days" + (f": {verdict.detail.split(': ', 1)[-1]}."

@@ -430,49 +430,52 @@ class CheckInPage:
     async def answer(self, page: Page, answer: Answer, bound: Any) -> tuple[int, str, str]:
         """Apply an answer once: (HTTP status, outcome, what to tell the owner)."""
         scope = page.scope
-        async with inbound.handling(self.pool, answer.ledger_id) as conn:
-            status = await inbound.reserve(
-                conn, message_id=answer.ledger_id, engagement_id=scope.engagement_id, action_id=scope.action_id,
-                preread_id=None, sender=scope.recipient, command=answer.kind, channel="page")
-            if status != "pending":
-                row = await inbound.status_of(conn, answer.ledger_id)
-                if row is None or row["engagement_id"] != scope.engagement_id or row["action_id"] != scope.action_id:
-                    bound.warning("page answer refused", reason="foreign_form_id")
-                    return 409, "rejected", "This form belongs to another check-in: reload the page and answer again."
-                told = row["detail"] or status
-                bound.info("page answer repeated", first_outcome=status)
-                return 200, "duplicate", f"This form was already sent, and it counted once: {told}."
-            handle = self.client.get_workflow_handle(engagement_workflow_id(scope.engagement_id))
-            try:
-                view: ActionView = await asyncio.wait_for(
-                    handle.execute_update(UPDATES[answer.kind], answer.payload, id=answer.update_id,
-                                          result_type=ActionView, rpc_timeout=self.update_timeout),
-                    self.update_timeout.total_seconds() + 5)
-            except WorkflowUpdateFailedError as exc:
-                cause = exc.cause
-                detail = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
-                detail = detail.removeprefix("action: ")
-                await inbound.finish(conn, answer.ledger_id, "rejected", "not_accepted", detail)
-                bound.warning("page answer rejected", reason="not_accepted", detail=detail)
-                return 409, "rejected", f"Not recorded: {detail}."
-            except RPCError as exc:
-                if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
-                    detail = f"engagement {scope.engagement_id} is not running"
-                    await inbound.finish(conn, answer.ledger_id, "rejected", "engagement_not_running", detail)
-                    bound.warning("page answer rejected", reason="engagement_not_running")
-                    return 410, "rejected", "Not recorded: the engagement is no longer running."
-                raise
-            except (WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError):
-                bound.warning("page answer deferred", reason="update_timeout")
-                raise Refusal(503, "Your answer is not confirmed yet",
-                              "The engagement did not confirm your answer in time.",
-                              "Send the form again in a minute (it will count once), or reply to the check-in "
-                              "mail instead.", reason="update_timeout") from None
-            verdict = next((v for v in view.answers if v.answer_id == answer.update_id), None)
-            told = confirmation(answer, view, page.engagement)
-            receipt = answer_mail(scope, answer.ledger_id, True, receipt_text(answer, view, page.engagement),
-                                  page.engagement)
-            await inbound.finish(conn, answer.ledger_id, "applied", None, told, receipt.model_dump_json())
+        # No connection is held while Temporal decides (many answers at once would drain the pool): the form id
+        # is the update id, so Temporal applies a form sent twice at once only once; the ledger's finish is
+        # idempotent.
+        conn = self.pool
+        status = await inbound.reserve(
+            conn, message_id=answer.ledger_id, engagement_id=scope.engagement_id, action_id=scope.action_id,
+            preread_id=None, sender=scope.recipient, command=answer.kind, channel="page")
+        if status != "pending":
+            row = await inbound.status_of(conn, answer.ledger_id)
+            if row is None or row["engagement_id"] != scope.engagement_id or row["action_id"] != scope.action_id:
+                bound.warning("page answer refused", reason="foreign_form_id")
+                return 409, "rejected", "This form belongs to another check-in: reload the page and answer again."
+            told = row["detail"] or status
+            bound.info("page answer repeated", first_outcome=status)
+            return 200, "duplicate", f"This form was already sent, and it counted once: {told}."
+        handle = self.client.get_workflow_handle(engagement_workflow_id(scope.engagement_id))
+        try:
+            view: ActionView = await asyncio.wait_for(
+                handle.execute_update(UPDATES[answer.kind], answer.payload, id=answer.update_id,
+                                      result_type=ActionView, rpc_timeout=self.update_timeout),
+                self.update_timeout.total_seconds() + 5)
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            detail = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
+            detail = detail.removeprefix("action: ")
+            await inbound.finish(conn, answer.ledger_id, "rejected", "not_accepted", detail)
+            bound.warning("page answer rejected", reason="not_accepted", detail=detail)
+            return 409, "rejected", f"Not recorded: {detail}."
+        except RPCError as exc:
+            if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+                detail = f"engagement {scope.engagement_id} is not running"
+                await inbound.finish(conn, answer.ledger_id, "rejected", "engagement_not_running", detail)
+                bound.warning("page answer rejected", reason="engagement_not_running")
+                return 410, "rejected", "Not recorded: the engagement is no longer running."
+            raise
+        except (WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError):
+            bound.warning("page answer deferred", reason="update_timeout")
+            raise Refusal(503, "Your answer is not confirmed yet",
+                          "The engagement did not confirm your answer in time.",
+                          "Send the form again in a minute (it will count once), or reply to the check-in "
+                          "mail instead.", reason="update_timeout") from None
+        verdict = next((v for v in view.answers if v.answer_id == answer.update_id), None)
+        told = confirmation(answer, view, page.engagement)
+        receipt = answer_mail(scope, answer.ledger_id, True, receipt_text(answer, view, page.engagement),
+                              page.engagement)
+        await inbound.finish(conn, answer.ledger_id, "applied", None, told, receipt.model_dump_json())
         page.action = view
         bound.info("page answer applied", detail=verdict.detail if verdict else answer.summary,
                    status=view.status.value)

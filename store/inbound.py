@@ -4,27 +4,15 @@ delivered twice is applied once."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Literal, TypeAlias
 
 import asyncpg
 
 from schemas.messages import OutboundMessage
-from store.locks import session_lock
 
 InboundStatus = Literal["pending", "applied", "rejected"]
 Channel = Literal["smtp", "imap", "page"]
 Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection
-
-# Two deliveries of one reply at the same time (a relay retrying while the first attempt still talks to
-# Temporal) take turns: the second waits, then finds the row final.
-@asynccontextmanager
-async def handling(pool: asyncpg.Pool, message_id: str) -> AsyncIterator[asyncpg.Connection]:
-    """A connection holding this reply's lock for the whole reserve, apply, finish sequence."""
-    async with session_lock(pool, message_id, 44) as conn:
-        yield conn
-
 
 async def reserve(
     db: Executor,
