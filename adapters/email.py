@@ -9,7 +9,6 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from email.header import Header
 from email.message import Message
 from email.mime.application import MIMEApplication
@@ -29,7 +28,9 @@ from pydantic import BaseModel
 
 from adapters.ics import build_ics
 from adapters.tokens import scope_id_for, sign_token
+from cli.report import number
 from schemas.answers import AnswerScope
+from schemas.common import is_web_url
 from schemas.events import MessageKind
 from schemas.messages import ActionSummary, OutboundMessage, Recipient, SendResult
 from schemas.settings import Settings
@@ -87,16 +88,13 @@ def _format_label(value: object) -> str:
 
 
 def _number(value: object) -> str:
-    """42.0 -> 42, 1234.5 -> 1,234.5, 0.125 -> 0.125: no float noise in an executive's inbox."""
+    """42.0 -> 42, 1234.5 -> 1,234.5, 0.125 -> 0.125: no float noise in an executive's inbox (the report's rule,
+    `cli.report.number`, so a mail and the report never print one value two ways)."""
     if value is None:
         return ""
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        return str(value)
-    if number == number.to_integral_value():
-        return f"{int(number):,}"
-    return f"{number.normalize():,f}"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return number(value)
+    return str(value)
 
 
 def _days(value: float | None) -> str:
@@ -132,19 +130,33 @@ def _status_counts(actions: list[ActionSummary]) -> str:
 
 
 def _safe_url(value: object) -> str:
-    # Autoescape stops attribute breakouts; this stops `javascript:` and friends in an href.
+    # Autoescape stops attribute breakouts; this keeps `javascript:`, `data:`, `mailto:` and friends out of an href.
     text = str(value or "").strip()
-    return text if re.match(r"^(https?|mailto):", text, re.IGNORECASE) else "#"
+    return text if is_web_url(text) else "#"
 
 
-def _autoescape(name: str | None) -> bool:
-    return name is not None and name.endswith(".html.j2")
+class _OutputLoader(jinja2.FileSystemLoader):
+    """The templates of one output: an html environment never loads a `.txt.j2` template, nor a text one an
+    `.html.j2` template, so no html template is ever rendered without autoescape."""
+
+    def __init__(self, refused_suffix: str) -> None:
+        super().__init__(TEMPLATES)
+        self.refused_suffix = refused_suffix
+
+    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Any]:
+        if template.endswith(self.refused_suffix):
+            raise jinja2.TemplateNotFound(f"{template} (not a template of this output)")
+        return super().get_source(environment, template)
 
 
-def _environment() -> jinja2.Environment:
+def _environment(*, html: bool) -> jinja2.Environment:
+    """One environment per output. Autoescape belongs to the environment, not to a template's name: in Jinja a
+    template is compiled escaping or not by its own name, so a macro file imported by an html template (the
+    metric range, the last value) printed user text unescaped. Here every template and partial an html mail
+    loads, whatever its name, escapes; the text parts and subjects never do."""
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        autoescape=_autoescape,
+        loader=_OutputLoader(".txt.j2" if html else ".html.j2"),
+        autoescape=html,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -162,12 +174,13 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-_ENV = _environment()
+_HTML = _environment(html=True)
+_TEXT = _environment(html=False)
 
 
 @lru_cache(maxsize=len(MessageKind))
 def _subject_template(kind: MessageKind) -> jinja2.Template:
-    return _ENV.from_string(SUBJECTS[kind])
+    return _TEXT.from_string(SUBJECTS[kind])
 
 
 def render(message: OutboundMessage, answer_url: str | None = None) -> tuple[str, str, str]:
@@ -176,8 +189,8 @@ def render(message: OutboundMessage, answer_url: str | None = None) -> tuple[str
     kind = MessageKind(message.kind)
     subject = header_safe(_subject_template(kind).render(context=message.context))
     variables = {"context": message.context, "kind": kind.value, "subject": subject, "answer_url": answer_url}
-    text = _ENV.get_template(f"{kind.value}.txt.j2").render(variables)
-    html = _ENV.get_template(f"{kind.value}.html.j2").render(variables)
+    text = _TEXT.get_template(f"{kind.value}.txt.j2").render(variables)
+    html = _HTML.get_template(f"{kind.value}.html.j2").render(variables)
     return subject, _tidy_text(text), html
 
 

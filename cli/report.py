@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import lru_cache
 from html import escape
 from pathlib import Path
@@ -23,6 +23,7 @@ from markupsafe import Markup
 
 from domain.schedule import local_label, local_to_utc
 from domain.status import actual_progress, due_datetime, expected_progress
+from schemas.common import MAX_VALUE
 from schemas.outcomes import Direction
 from schemas.report import ActionReport, Report
 from schemas.status import ActionStatus
@@ -53,16 +54,41 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 
 
 def number(value: float | None) -> str:
-    """42.0 -> 42, 1234.5 -> 1,234.5, 0.1 + 0.2 -> 0.3: no float noise in front of an executive."""
+    """42.0 -> 42, 1234.5 -> 1,234.5, 0.1 + 0.2 -> 0.3, 1e15 -> 1,000,000,000,000,000: no float noise in front
+    of an executive. Six decimals at most from 1 up, 15 significant digits below 1 (0.0000125 stays itself);
+    beyond what a value may be (an older log's, or a tiny fraction under 1e-6) the short scientific form."""
     if value is None:
         return "-"
-    try:
-        exact = Decimal(repr(round(value, 6)))
-    except InvalidOperation:
+    if not math.isfinite(value):
         return str(value)
+    if value == 0:
+        return "0"
+    size = abs(value)
+    if size > MAX_VALUE or size < 1e-6:
+        return _scientific(value, 6)
+    exact = Decimal(repr(round(value, 6)) if size >= 1 else f"{value:.15g}")
     if exact == exact.to_integral_value():
         return f"{int(exact):,}"
     return f"{exact.normalize():,f}"
+
+
+def _scientific(value: float, digits: int) -> str:
+    """1.5e-7, -2e300: Python's `g` form without the exponent's plus sign and leading zeros."""
+    mantissa, _, exponent = f"{value:.{digits}g}".partition("e")
+    return f"{mantissa}e{int(exponent)}" if exponent else mantissa
+
+
+def tick_label(value: float, step: float) -> str:
+    """An axis label, as precise as the step between ticks needs and no more, so neighbouring labels differ:
+    `0.05`, `1,250`, `999,999,999,999,800`; scientific only where fixed decimals would not be readable."""
+    value = round(value / step) * step  # ticks are multiples of the step; drop the drift of adding it up
+    if abs(value) < step / 2:
+        return "0"
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
+    if decimals <= 6:
+        return f"{value:,.{decimals}f}"
+    digits = max(1, min(17, math.floor(math.log10(abs(value))) - math.floor(math.log10(step) + 1e-9) + 1))
+    return _scientific(value, digits)
 
 
 def status_label(status: ActionStatus) -> str:
@@ -88,7 +114,11 @@ def progress(action: ActionReport) -> float | None:
 
 
 def percent(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.0f}%"
+    if value is None:
+        return "-"
+    if not math.isfinite(value) or abs(value) >= 1000:  # a target a hair from its baseline: no 20-digit percentage
+        return "over 99,999%" if value > 0 else "below -99,999%"
+    return f"{value * 100:,.0f}%"
 
 
 def format_label(report: Report) -> str:
@@ -224,10 +254,20 @@ def _nice_step(span: float, ticks: int) -> float:
     return 10 * magnitude
 
 
+# The narrowest value range a chart spans, relative to the size of its values: ticks a float cannot tell apart
+# (a baseline of 1e15 and a target one float step above it) would repeat one label and divide by zero.
+MIN_RELATIVE_SPAN = 1e-12
+MIN_SPAN = 1e-300  # and in absolute terms, above the subnormal floats where log10 and division lose their footing
+
+
 def value_ticks(lo: float, hi: float, ticks: int = 5) -> tuple[float, float, list[float]]:
     """A domain covering lo..hi with round bounds, and the round values to label on it."""
     if hi <= lo:
         lo, hi = lo - 1, hi + 1
+    min_span = max(MIN_SPAN, MIN_RELATIVE_SPAN * max(abs(lo), abs(hi)))
+    if hi - lo < min_span:
+        middle = lo / 2 + hi / 2
+        lo, hi = middle - min_span / 2, middle + min_span / 2
     step = _nice_step(hi - lo, ticks)
     start = math.floor(lo / step + 1e-9) * step
     end = math.ceil(hi / step - 1e-9) * step
@@ -235,9 +275,17 @@ def value_ticks(lo: float, hi: float, ticks: int = 5) -> tuple[float, float, lis
     return start, end, [start + i * step for i in range(count + 1)]
 
 
+def _drawn(value: float) -> float:
+    """The value where the chart draws it: an older log's value beyond the bounds (or not finite) at the bound,
+    so one absurd value cannot flatten the rest into a line or throw the chart off its frame."""
+    if math.isnan(value):
+        return 0.0
+    return max(-MAX_VALUE, min(MAX_VALUE, value))
+
+
 def _value_domain(action: ActionReport) -> tuple[float, float, list[float]]:
     m = action.metric
-    values = [m.baseline, m.target, *(p.value for p in action.history)]
+    values = [_drawn(v) for v in (m.baseline, m.target, *(p.value for p in action.history))]
     lo, hi = min(values), max(values)
     # Room around the data so no point sits on the frame, without inventing negative counts.
     pad = (hi - lo) * 0.06
@@ -297,12 +345,17 @@ def metric_chart_svg(action: ActionReport) -> str:
         end = start + timedelta(days=1)
     end += (end - start) * 0.04  # the last point and the due line stay off the frame
     lo, hi, ticks = _value_domain(action)
-    left = max(LEFT, 14 + CHAR_WIDTH * max(len(number(t)) for t in ticks))
+    tick_labels = [tick_label(t, ticks[1] - ticks[0]) for t in ticks]
+    # Room for the longest value label (22 characters at 1e15), never more than half the chart.
+    left = min(WIDTH / 2, max(LEFT, 14 + CHAR_WIDTH * max(len(t) for t in tick_labels)))
     x = _Scale(start.timestamp(), end.timestamp(), left, RIGHT)
-    y = _Scale(lo, hi, BOTTOM, TOP)
+    value_scale = _Scale(lo, hi, BOTTOM, TOP)
 
     def px(at: datetime) -> float:
         return x(at.timestamp())
+
+    def y(value: float) -> float:
+        return value_scale(_drawn(value))
 
     label = f"{m.name}: {len(points)} value{'s' if len(points) != 1 else ''}, target {number(m.target)} {m.unit}"
     out = [
@@ -313,11 +366,11 @@ def metric_chart_svg(action: ActionReport) -> str:
         f'<rect x="0" y="0" width="{WIDTH}" height="{HEIGHT}" fill="#ffffff"/>',
     ]
     # Grid and y axis: round values; the unit once, as the axis title.
-    for tick in ticks:
-        ty = y(tick)
+    for tick, tick_text in zip(ticks, tick_labels, strict=True):
+        ty = value_scale(tick)
         out.append(f'<line class="grid" x1="{left:.1f}" y1="{ty:.1f}" x2="{RIGHT}" y2="{ty:.1f}"'
                    f' stroke="{GRID_COLOUR}" stroke-width="1"/>')
-        out.append(_text(left - 8, ty + 4, number(tick), anchor="end", cls="y-tick"))
+        out.append(_text(left - 8, ty + 4, tick_text, anchor="end", cls="y-tick"))
     unit = m.unit if len(m.unit) <= 40 else m.unit[:39] + "\u2026"
     out.append(_text(4, TOP - 14, unit, weight="600", cls="y-unit"))
     # X axis: round local dates of the owner (the year once, on the first tick and on each January).
