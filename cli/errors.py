@@ -16,8 +16,15 @@ class BadInput(Exception):
 
 
 def fail(code: int, message: str) -> NoReturn:
-    sys.stderr.write(f"error: {' '.join(message.split())}\n")
+    sys.stderr.write(f"error: {one_terminal_line(message)}\n")
     raise SystemExit(code)
+
+
+def one_terminal_line(message: str) -> str:
+    """One line, and plain text on any terminal: a message may echo what a file held, so line breaks fold to
+    spaces and other control characters (ESC of a colour or cursor sequence, C1 codes) are shown escaped."""
+    folded = " ".join(message.split())
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in folded)
 
 
 def guarded(fn: Callable[[], T]) -> T:

@@ -190,8 +190,8 @@ def test_a_directory_a_missing_path_and_dev_zero_are_refused(command: str, dead_
     missing = tmp_path / "nowhere.yaml"
     refused(engage(dead_env, command, str(missing), cwd=tmp_path), str(missing), "cannot read", "No such file")
     if command == "recommend":
-        # A device with no size: the read is bounded, not the whole (endless) stream.
-        refused(engage(dead_env, command, "/dev/zero", cwd=tmp_path), "/dev/zero", "1 MiB")
+        # A device (an endless stream) is refused before it is opened: only regular files are read.
+        refused(engage(dead_env, command, "/dev/zero", cwd=tmp_path), "/dev/zero", "not a regular file")
 
 
 OUTCOMES_CASES: dict[str, tuple[str, tuple[str, ...]]] = {
