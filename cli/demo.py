@@ -33,7 +33,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from cli.views import STATUS_STYLE
+from cli.views import STATUS_STYLE, styled, terminal
 from devstack.stack import Ports
 from schemas.settings import Settings
 
@@ -98,7 +98,7 @@ class DemoStack:
         with console.status("Starting the embedded stack (Temporal, Postgres, SMTP sink, CalDAV, worker)..."):
             self.stack.start()
         self.started = True
-        console.print(f"[green]✓[/] embedded stack started (data in {self.stack.data_dir})")
+        console.print(styled(("✓", "green"), f" embedded stack started (data in {self.stack.data_dir})"))
         env = self.stack.env
         return settings.model_copy(update={
             "temporal_address": env["ENGAGE_TEMPORAL_ADDRESS"],
@@ -116,21 +116,23 @@ class DemoStack:
 def _view(status: Any, sent: int, log: list[str]) -> Group:
     from domain.schedule import local_label
 
+    # Text throughout: names, titles and units are what people typed, never markup (cli.views).
     head = Table.grid(padding=(0, 2))
-    head.add_row("[bold]engagement[/]", status.engagement_id)
-    head.add_row("[bold]phase[/]", f"[bold cyan]{status.phase.value}[/]")
+    head.add_row(Text("engagement", style="bold"), Text(status.engagement_id))
+    head.add_row(Text("phase", style="bold"), Text(status.phase.value, style="bold cyan"))
     fmt = status.format.value if status.format else status.recommendation.format.value + " (recommended)"
-    head.add_row("[bold]format[/]", fmt)
+    head.add_row(Text("format", style="bold"), Text(fmt))
     if status.session:
-        head.add_row("[bold]session[/]", local_label(status.session.starts_at, status.session.timezone))
-    head.add_row("[bold]emails sent[/]", str(sent))
+        head.add_row(Text("session", style="bold"),
+                     Text(local_label(status.session.starts_at, status.session.timezone)))
+    head.add_row(Text("emails sent", style="bold"), Text(str(sent)))
     actions = Table("action", "owner", "last value", "status", "check-ins", "missed", "escalations")
     for a in status.actions:
         last = "-" if a.last_value is None else f"{a.last_value:g} {a.metric.unit}"
-        style = STATUS_STYLE.get(a.status.value, "")
-        actions.add_row(f"{a.action_id} {a.title}", a.owner.name, last, f"[{style}]{a.status.value}[/]",
+        actions.add_row(Text(f"{a.action_id} {a.title}"), Text(a.owner.name), Text(last),
+                        Text(a.status.value, style=STATUS_STYLE.get(a.status.value, "")),
                         str(a.checkins_sent), str(a.missed_in_row), str(a.escalations))
-    return Group(head, actions if status.actions else "", *[f"[dim]{line}[/]" for line in log[-6:]])
+    return Group(head, actions if status.actions else Text(""), *[Text(line, style="dim") for line in log[-6:]])
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -316,7 +318,7 @@ async def write_report(settings: Settings, engagement_id: str, out_dir: Path) ->
 
 
 def run_demo(settings: Settings, data_dir: Path, ports: Ports, keep_running: bool) -> None:
-    console = Console()
+    console = terminal()
     stack = DemoStack(data_dir, ports)
     began = clock.monotonic()
     try:
@@ -327,10 +329,11 @@ def run_demo(settings: Settings, data_dir: Path, ports: Ports, keep_running: boo
         from rich.markdown import Markdown
 
         show_answer_mails(console, mail_dir, engagement_id)
-        console.print(Markdown(markdown))
+        # Markdown as markdown, no more: links are shown with their address, never as hidden terminal links.
+        console.print(Markdown(markdown, hyperlinks=False))
         ui = f"http://127.0.0.1:{stack.stack.ports.ui}" if stack.started else "the Temporal UI of your stack"
-        console.print(f"\n[bold green]Demo finished[/] in {clock.monotonic() - began:.0f} s. "
-                      f"HTML report: {html_path}\nWorkflows: {ui}/namespaces/default/workflows")
+        console.print(styled("\n", ("Demo finished", "bold green"), f" in {clock.monotonic() - began:.0f} s. "
+                             f"HTML report: {html_path}\nWorkflows: {ui}/namespaces/default/workflows"))
         if stack.started and keep_running:
             console.print("The stack keeps running so you can browse the UI; Ctrl-C stops it.")
             stopped = threading.Event()

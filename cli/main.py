@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
@@ -97,6 +96,8 @@ app.add_typer(inbox_app, name="inbox")
 
 
 def _run(fn: Callable[[], Awaitable[T]]) -> T:
+    import asyncio  # here, not at the top: a quarter second that bad input and --help need not wait for
+
     return guarded(lambda: asyncio.run(fn()))  # type: ignore[arg-type, return-value]
 
 
@@ -161,9 +162,10 @@ async def _not_found(handle: Any, engagement_id: str) -> BadInput:
 
 
 def _console() -> Any:
-    from rich.console import Console
+    """The one console (cli.views.terminal): what it prints is never read as markup; styles go as `Text`."""
+    from cli.views import terminal
 
-    return Console()
+    return terminal()
 
 
 # --- the stack --------------------------------------------------------------------------------------------
@@ -200,7 +202,9 @@ def dev(
     console = _console()
 
     def echo(part: str, address: str) -> None:
-        console.print(f"[bold green]✓[/] {part:<12} {address}", highlight=False)
+        from cli.views import styled
+
+        console.print(styled(("✓", "bold green"), f" {part:<12} {address}"))
 
     guarded(lambda: run_foreground(DevStack(data_dir, ports, echo=echo)))
 
@@ -293,10 +297,12 @@ def recommend(
 ) -> None:
     """Recommend a format (no workflow): format, duration, location, participants, agenda, rationale."""
     from cli.inputs import load_model
-    from domain.format import recommend as recommend_format
     from schemas.scoping import Scoping
 
-    recommendation = guarded(lambda: recommend_format(load_model(scoping_file, Scoping)))
+    scoping = guarded(lambda: load_model(scoping_file, Scoping))
+    from domain.format import recommend as recommend_format  # after the file: bad input is refused sooner
+
+    recommendation = guarded(lambda: recommend_format(scoping))
     _show(recommendation, as_json, "print_recommendation")
 
 
@@ -350,10 +356,10 @@ def start(
     if as_json:
         _emit_json(result)
         return
-    from cli.views import print_recommendation
+    from cli.views import print_recommendation, styled
 
     console = _console()
-    console.print(f"Started engagement [bold]{result.engagement_id}[/]")
+    console.print(styled("Started engagement ", (result.engagement_id, "bold")))
     print_recommendation(console, result.recommendation)
     console.print(f"Next: engage choose {result.engagement_id} --format {result.recommendation.format.value}")
 
@@ -444,9 +450,11 @@ def session_record(
     """Record the session's decisions, dot votes and actions; follow-through starts."""
     from cli.inputs import load_model
     from schemas.outcomes import Outcomes
-    from schemas.state import RecordOutcomes
 
-    payload = guarded(lambda: RecordOutcomes(outcomes=load_model(outcomes_file, Outcomes)))
+    outcomes = guarded(lambda: load_model(outcomes_file, Outcomes))
+    from schemas.state import RecordOutcomes  # after the file: bad input is refused sooner
+
+    payload = guarded(lambda: RecordOutcomes(outcomes=outcomes))
     ids = _run(lambda: _update(engagement, "record_outcomes", payload, list[str]))
     _console().print(f"{engagement}: outcomes recorded; actions {', '.join(ids)}")
 
