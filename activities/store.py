@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import structlog
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from schemas.events import AppendBatch
-from store.events import EventWriter
+from store.events import EngagementAlreadyStarted, EventWriter
 
 log = structlog.get_logger(__name__)
 
@@ -17,7 +18,11 @@ class StoreActivities:
 
     @activity.defn(name="append_events")
     async def append_events(self, batch: AppendBatch) -> list[int]:
-        seqs = await self.writer.append(batch.engagement_id, batch.events)
+        try:
+            seqs = await self.writer.append(batch.engagement_id, batch.events)
+        except EngagementAlreadyStarted as exc:
+            # A reused id: no retry can make the log take a second start.
+            raise ApplicationError(str(exc), type="EngagementAlreadyStarted", non_retryable=True) from exc
         log.debug("events appended", engagement_id=batch.engagement_id, count=len(seqs),
                   workflow_id=activity.info().workflow_id)
         return seqs

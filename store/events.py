@@ -39,6 +39,20 @@ _INSERT_SQL = (
 
 Batch = tuple[str, list[NewEvent]]
 
+# The partial unique index of migration 0005: one `engagement_started` per log.
+ONE_START_INDEX = "events_one_engagement_started"
+
+
+class EngagementAlreadyStarted(ValueError):
+    """A second `engagement_started` under a new key: the id belongs to an earlier engagement, and ids are used
+    once. (The same key again is a retry, and a no-op.)"""
+
+    def __init__(self, engagement_ids: list[str]) -> None:
+        self.engagement_ids = engagement_ids
+        named = ", ".join(repr(e) for e in engagement_ids) or "one of this batch's engagements"
+        super().__init__(f"engagement {named} already has an engagement_started event in the log: an engagement "
+                         f"id is used once, for good; start the new engagement under another id")
+
 
 async def append(pool: asyncpg.Pool, engagement_id: str, events: list[NewEvent]) -> list[int]:
     """Append a batch in its own transaction; returns the sequence number of each event, in order.
@@ -76,7 +90,14 @@ async def _write(conn: asyncpg.Connection, batches: list[Batch]) -> list[list[in
     if fresh:
         rows = [(eid, seq, e.key, e.event.type, e.event.model_dump_json(), e.occurred_at)
                 for eid, written in fresh.items() for seq, e in written]
-        await conn.execute(_INSERT_SQL, *(list(column) for column in zip(*rows, strict=True)))
+        try:
+            await conn.execute(_INSERT_SQL, *(list(column) for column in zip(*rows, strict=True)))
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name != ONE_START_INDEX:
+                raise
+            raise EngagementAlreadyStarted(
+                [eid for eid, written in fresh.items()
+                 if any(e.event.type == "engagement_started" for _, e in written)]) from exc
         await apply_events(conn, {eid: [(seq, e.occurred_at, e.event) for seq, e in written]
                                   for eid, written in fresh.items()})
     return [[seq_of[(eid, e.key)] for e in events] for eid, events in batches]
