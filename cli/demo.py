@@ -225,13 +225,14 @@ def show_answer_mails(console: Console, mail_dir: Path, engagement_id: str) -> N
 async def play(settings: Settings, console: Console, mail_dir: Path) -> str:
     """Run the sample engagement to the end; returns its id."""
     from adapters.email import message_id_for
-    from adapters.temporal import connect, engagement_workflow_id
+    from adapters.temporal import connect
+    from cli.starting import start_engagement
+    from schemas.common import parse_duration
     from schemas.events import Phase
     from schemas.state import (
         AcknowledgePreread,
         AddPreread,
         ChooseFormat,
-        EngagementInput,
         EngagementStatus,
         RecordOutcomes,
         ReportMetric,
@@ -244,9 +245,10 @@ async def play(settings: Settings, console: Console, mail_dir: Path) -> str:
     now = datetime.now(ZoneInfo("UTC"))
     scoping, session_start = demo_scoping(now)
     eid = scoping.id
-    handle = await client.start_workflow(
-        "EngagementWorkflow", EngagementInput(engagement_id=eid, scoping=scoping), id=engagement_workflow_id(eid),
-        task_queue=settings.task_queue, static_summary=f"{scoping.client}: demo engagement",
+    # Through the same checks as `engage start`; the demo's cadence of seconds is allowed by saying so here.
+    demo_settings = settings.model_copy(update={"min_cadence": parse_duration(CADENCE)})
+    handle = await start_engagement(
+        client, pool, demo_settings, eid, scoping, static_summary=f"{scoping.client}: demo engagement",
         static_details=f"**Client:** {scoping.client}\n\n**Sponsor:** {scoping.sponsor.name}\n\n"
                        f"**Consultant:** {scoping.consultant.name}")
     log: list[str] = [f"started {eid}"]

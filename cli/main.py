@@ -304,6 +304,7 @@ def recommend(
 
     recommendation = guarded(lambda: recommend_format(scoping))
     _show(recommendation, as_json, "print_recommendation")
+    _warn_short_cadence(scoping)
 
 
 @app.command()
@@ -316,16 +317,16 @@ def start(
     from schemas.scoping import Scoping
 
     scoping = guarded(lambda: load_model(scoping_file, Scoping))
+    _refuse_short_cadence(scoping)
 
     async def go() -> Any:
         import uuid
 
-        from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-        from temporalio.exceptions import WorkflowAlreadyStartedError
-
         from adapters.temporal import engagement_workflow_id
+        from cli.starting import start_engagement
         from domain.format import recommend as recommend_format
-        from schemas.state import EngagementInput, StartResult
+        from schemas.state import StartResult
+        from store.db import create_pool
 
         engagement_id = scoping.id or f"{_slug(scoping.client)}-{uuid.uuid4().hex[:6]}"
         client = await _client()
@@ -336,19 +337,12 @@ def start(
                    f"**Session window:** {scoping.constraints.earliest} .. {scoping.constraints.latest}\n\n"
                    f"**Sponsor:** {scoping.sponsor.name} <{scoping.sponsor.email}>\n\n"
                    f"**Consultant:** {scoping.consultant.name} <{scoping.consultant.email}>")
+        pool = await create_pool(_settings())
         try:
-            await client.start_workflow(
-                "EngagementWorkflow",
-                EngagementInput(engagement_id=engagement_id, scoping=scoping),
-                id=engagement_workflow_id(engagement_id),
-                task_queue=_settings().task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                static_summary=summary,
-                static_details=details,
-            )
-        except WorkflowAlreadyStartedError as exc:
-            raise BadInput(f"id: engagement {engagement_id!r} already exists") from exc
+            await start_engagement(client, pool, _settings(), engagement_id, scoping,
+                                   static_summary=summary, static_details=details)
+        finally:
+            await pool.close()
         return StartResult(engagement_id=engagement_id, workflow_id=engagement_workflow_id(engagement_id),
                            recommendation=recommendation)
 
@@ -362,6 +356,24 @@ def start(
     console.print(styled("Started engagement ", (result.engagement_id, "bold")))
     print_recommendation(console, result.recommendation)
     console.print(f"Next: engage choose {result.engagement_id} --format {result.recommendation.format.value}")
+
+
+def _refuse_short_cadence(scoping: Any) -> None:
+    """Exit 2 before any service is contacted when the cadence is under the minimum (cli/starting.py)."""
+    from cli.starting import cadence_error
+
+    error = guarded(lambda: cadence_error(scoping, _settings()))
+    if error is not None:
+        fail(2, error)
+
+
+def _warn_short_cadence(scoping: Any) -> None:
+    """`recommend` starts nothing, so a short cadence is a warning there: the line `engage start` would exit with."""
+    from cli.starting import cadence_error
+
+    error = guarded(lambda: cadence_error(scoping, _settings()))
+    if error is not None:
+        sys.stderr.write(f"warning: {error}; `engage start` refuses it\n")
 
 
 def _slug(text: str) -> str:

@@ -5,11 +5,14 @@ Unset means the embedded default of `engage dev`: every default below is an addr
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.common import Duration
 
 DEV_PORTS = {
     "temporal": 7233,
@@ -61,6 +64,10 @@ class Settings(BaseSettings):
     # Set by `engage dev` (devstack/stack.py) and the tests for the processes they start: only then may the
     # worker, `engage inbox` and `engage web` run with the development secret (production_secret_error).
     dev_stack: bool = False
+    # The shortest follow-through cadence `engage start` accepts (cli/starting.py). A real engagement asks its
+    # owners at most hourly; the demo, the tests and the benchmarks lower it here (e.g. ENGAGE_MIN_CADENCE=8s),
+    # and only here. Never checked by the workflow: a worker replays any engagement already running.
+    min_cadence: Duration = timedelta(hours=1)
 
     # The inbound SMTP server's limits per client address (adapters/rate_limits.py) and per message.
     inbound_max_connections_per_ip: int = Field(default=10, ge=1)

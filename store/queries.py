@@ -26,6 +26,16 @@ async def engagement_exists(pool: asyncpg.Pool, engagement_id: str) -> bool:
     return bool(await pool.fetchval("SELECT 1 FROM engagements WHERE engagement_id = $1", engagement_id))
 
 
+async def engagement_id_logged(pool: asyncpg.Pool, engagement_id: str) -> bool:
+    """Whether the log holds any event of this id: the log outlives the workflow (Temporal's retention deletes
+    it), so this is what says an id was used, whatever became of its engagement."""
+    try:
+        return bool(await pool.fetchval("SELECT EXISTS (SELECT 1 FROM events WHERE engagement_id = $1)",
+                                        engagement_id))
+    except asyncpg.UndefinedTableError:  # a database no worker has migrated yet: no log, so no id used
+        return False
+
+
 async def report_data(pool: asyncpg.Pool, engagement_id: str, *, now: datetime | None = None) -> Report | None:
     """The follow-through report of an engagement, or None when there is no such engagement.
 

@@ -11,6 +11,7 @@ import shutil
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
@@ -75,6 +76,7 @@ def settings(database_url: str, mail_sink: MailSink, radicale: RadicaleServer) -
         caldav_url=radicale.url,
         task_queue=f"engage-test-{uuid.uuid4().hex[:6]}",
         dev_stack=True,  # the development reply secret, as `engage dev` (production_secret_error)
+        min_cadence=timedelta(seconds=1),  # the tests' cadences of seconds, allowed by saying so (cli/starting.py)
     )
 
 

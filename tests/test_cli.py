@@ -155,6 +155,7 @@ async def cli_env(dev_env: WorkflowEnvironment, settings: Settings,
             ENGAGE_TASK_QUEUE=task_queue,
             ENGAGE_SMTP_URL=settings.smtp_url.get_secret_value(),
             ENGAGE_CALDAV_URL=settings.caldav_url,
+            ENGAGE_MIN_CADENCE="1s",  # the tests' cadences of seconds (scoping_data), allowed by saying so
         )
 
 

@@ -349,7 +349,9 @@ async def stack(ui_server: TemporalDevServer, settings: Settings, pool: asyncpg.
     ) as probe_worker:
         # Only what `engage start` needs, and no .env from the repository (the command runs in a temp dir).
         engage_env = {k: v for k, v in os.environ.items() if not k.startswith("ENGAGE_")}
-        engage_env |= {"ENGAGE_TEMPORAL_ADDRESS": ui_server.address, "ENGAGE_TASK_QUEUE": task_queue}
+        engage_env |= {"ENGAGE_TEMPORAL_ADDRESS": ui_server.address, "ENGAGE_TASK_QUEUE": task_queue,
+                       # the log, where `engage start` checks that an id was never used
+                       "ENGAGE_DATABASE_URL": settings.database_url.get_secret_value()}
         stack = Stack(ui_server, client, pool, tmp_path_factory.mktemp("engage-start"), engage_env)
         suffix = uuid.uuid4().hex[:6]
         stack.engagements = list(await asyncio.gather(*(engage_start(stack, s) for s in _scopings(suffix))))
