@@ -29,6 +29,7 @@ from schemas.scoping import Scoping
 from schemas.settings import Settings
 from schemas.state import EngagementInput, StartResult
 from store.events import EngagementAlreadyStarted, append, read_log
+from store.migrate import migration_files
 from tests.conftest import unique_id
 from tests.lifecycle import running_worker
 from tests.test_cli import CLIENT_TZ, bad_input, clean_env, engage, ok, scoping_data, write_yaml
@@ -200,3 +201,25 @@ def test_the_message_names_the_field_the_minimum_and_the_setting() -> None:
     lowered = Settings(_env_file=None, min_cadence=timedelta(seconds=8))  # type: ignore[call-arg]
     scoping.follow_through.cadence = timedelta(seconds=8)
     assert cadence_error(scoping, lowered) is None
+
+
+async def test_logs_started_twice_before_the_migration_are_left_out_of_its_index(pool: asyncpg.Pool) -> None:
+    """A database that met the old bug holds logs with two starts; the log is append-only, so the migration
+    leaves those ids out of the index instead of failing (in a scratch schema, rolled back)."""
+    files = dict(migration_files())
+    async with pool.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            await conn.execute("CREATE SCHEMA scratch_0005; SET LOCAL search_path TO scratch_0005")
+            await conn.execute(files["0001_events_and_read_models.sql"])
+            insert = ("INSERT INTO events (engagement_id, seq, key, type, payload, occurred_at)"
+                      " VALUES ($1, $2, $3, 'engagement_started', '{}', now())")
+            await conn.executemany(insert, [("old", 1, "old/started"), ("old", 2, "old/started-again"),
+                                            ("fine", 1, "fine/started")])
+            await conn.execute(files["0005_one_start_per_engagement.sql"])
+            await conn.execute(insert, "old", 3, "old/a-third")  # left out: `engage start` refuses it instead
+            with pytest.raises(asyncpg.UniqueViolationError):
+                await conn.execute(insert, "fine", 2, "fine/started-again")
+        finally:
+            await transaction.rollback()
