@@ -337,7 +337,8 @@ def _build(fmt: EngagementFormat, scoping: Scoping, why: str) -> Recommendation:
         days=days,
         location=venue,
         participants=invited,
-        agenda=build_agenda(fmt, days, scoping.objectives, scoping.topics),
+        agenda=build_agenda(fmt, days, scoping.objectives, scoping.topics, group_size=len(invited),
+                            day_starts=scoping.constraints.day_starts, day_ends=scoping.constraints.day_ends),
         rationale=[RationaleEntry(aspect=a, reason=reasons[a]) for a in Aspect],
     )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 
 from pydantic import Field, model_validator
@@ -76,12 +76,23 @@ class Constraints(StrictModel):
     # "Several hours" is the shortest session the seed knows: 0.125 day = 3 hours.
     max_days: float = Field(ge=0.125, le=14)
     location: Location = Location.either
+    # The session day's hours, local to the client; the agenda's clock times and a session's length follow them.
+    day_starts: LocalTime = time(9, 0)
+    day_ends: LocalTime = time(17, 0)
 
     @model_validator(mode="after")
     def _window(self) -> Constraints:
         if self.earliest > self.latest:
             raise ValueError(f"earliest ({self.earliest}) must not be after latest ({self.latest})")
+        hours = self.day_hours.total_seconds() / 3600
+        # Under 4 hours a day cannot hold an opening, a close and working blocks of 30 minutes or more.
+        if not 4 <= hours <= 12:
+            raise ValueError(f"day_starts .. day_ends must span 4 to 12 hours, not {hours:g}")
         return self
+
+    @property
+    def day_hours(self) -> timedelta:
+        return datetime.combine(date.min, self.day_ends) - datetime.combine(date.min, self.day_starts)
 
 
 class FollowThrough(StrictModel):
