@@ -15,11 +15,10 @@ from typing import Any
 
 import jinja2
 
+from domain.agenda import day_label
 from schemas.recommendation import Agenda, AgendaItem, BlockKind
 
 TEMPLATES = Path(__file__).parent / "templates"
-_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 @dataclass(frozen=True)
@@ -30,10 +29,7 @@ class AgendaDay:
 
     @property
     def label(self) -> str:
-        if self.date is None:
-            return f"Day {self.number}"
-        d = self.date
-        return f"Day {self.number}, {_WEEKDAYS[d.weekday()]} {d.day} {_MONTHS[d.month - 1]} {d.year}"
+        return day_label(self.number, self.date)
 
     @property
     def hours(self) -> str:

@@ -558,6 +558,92 @@ def status(
     _show(result, as_json, "print_status")
 
 
+class AgendaFormat(StrEnum):
+    text = "text"
+    md = "md"
+    html = "html"
+    json = "json"
+
+
+@app.command()
+def agenda(
+    source: str = typer.Argument(..., metavar="SCOPING.yaml|ENG"),
+    days: float | None = typer.Option(None, "--days", help="lay it out for N days (default: as scheduled, else "
+                                                            "as recommended)"),
+    format: AgendaFormat = typer.Option(AgendaFormat.text, "--format", help="text, md, html (a printable run "
+                                                                            "sheet) or json"),
+) -> None:
+    """The session's agenda with clock times, blocks, techniques and their steps."""
+    if days is not None and not 0.125 <= days <= 14:
+        fail(2, f"--days: a session lasts 0.125 to 14 days, not {days:g}")
+    path = Path(source)
+    if path.suffix in (".yaml", ".yml", ".json") or path.is_file():
+        agenda_, first_day, title = _scoping_agenda(path, days)
+    else:
+        agenda_, first_day, title = _engagement_agenda(source, days)
+    from cli.agenda import render
+
+    sys.stdout.write(render(agenda_, format.value, first_day=first_day, title=title))
+
+
+def _scoping_agenda(path: Path, days: float | None) -> tuple[Any, date | None, str]:
+    from cli.inputs import load_model
+    from schemas.scoping import Scoping
+
+    scoping = guarded(lambda: load_model(path, Scoping))
+    from domain.agenda import build_agenda
+    from domain.format import recommend as recommend_format
+
+    rec = guarded(lambda: recommend_format(scoping))
+    title = f"{scoping.client}: {rec.format.value.replace('_', ' ')}"
+    if days is None:
+        return rec.agenda, None, title
+    c = scoping.constraints
+    built = guarded(lambda: build_agenda(rec.format, days, scoping.objectives, scoping.topics,
+                                         group_size=len(rec.participants), day_starts=c.day_starts,
+                                         day_ends=c.day_ends))
+    return built, None, title
+
+
+def _engagement_agenda(engagement: str, days: float | None) -> tuple[Any, date | None, str]:
+    """The agenda as held (scheduled) or as recommended; `--days` lays the same modules out anew."""
+    from schemas.state import EngagementStatus
+
+    async def go() -> EngagementStatus:
+        from temporalio.service import RPCError, RPCStatusCode
+
+        handle = await _handle(engagement)
+        try:
+            return await handle.query("status", result_type=EngagementStatus)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise BadInput(f"engagement: unknown engagement {engagement!r}") from exc
+            raise
+
+    status_ = _run(go)
+    from domain.schedule import local_date
+
+    fmt = status_.format or status_.recommendation.format
+    held = status_.session.agenda if status_.session else None
+    current = held or status_.recommendation.agenda
+    first_day = local_date(status_.session.starts_at, status_.session.timezone) if held and status_.session else None
+    title = f"{status_.client}: {fmt.value.replace('_', ' ')}" + (" (as held)" if held else " (as recommended)")
+    if days is None:
+        return current, first_day, title
+    from datetime import time
+
+    from domain.agenda import agenda_of_modules, modules_of
+
+    def clock(text: str) -> time:
+        hours, minutes = text.split(":")
+        return time(int(hours), int(minutes))
+
+    built = guarded(lambda: agenda_of_modules(
+        fmt, days, modules_of(current), group_size=current.group_size or len(status_.recommendation.participants),
+        day_starts=clock(current.day_starts), day_ends=clock(current.day_ends)))
+    return built, first_day, title
+
+
 @app.command("list")
 def list_(
     phase: Phase | None = typer.Option(None, "--phase", help="only engagements in this phase"),

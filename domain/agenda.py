@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import time
+from datetime import date, time, timedelta
 
 from schemas.recommendation import (
     Agenda,
@@ -535,6 +535,20 @@ def build_agenda(
 ) -> Agenda:
     """The agenda of a session of `days` days (0.125 = an hour or two, up to 14) for `group_size` people, its
     days running from `day_starts` to `day_ends` local time. ValueError when the hours hold no working block."""
+    return agenda_of_modules(fmt, days, agenda_modules(fmt, objectives, topics), group_size=group_size,
+                             day_starts=day_starts, day_ends=day_ends)
+
+
+def agenda_of_modules(
+    fmt: EngagementFormat,
+    days: float,
+    wanted: list[Module],
+    *,
+    group_size: int = 8,
+    day_starts: time = _DEFAULT_START,
+    day_ends: time = _DEFAULT_END,
+) -> Agenda:
+    """`build_agenda` for a known list of modules (e.g. an engagement's agenda laid out for other days)."""
     if not days > 0:
         raise ValueError(f"a session needs a positive number of days, got {days}")
     if group_size < 1:
@@ -544,7 +558,7 @@ def build_agenda(
         end += 24 * 60  # a day that runs past midnight
     spans = day_spans(days, start, end)
     laid = [_lay_out_day(i + 1, s, e) for i, (s, e) in enumerate(spans)]
-    modules: list[Module] = [m for m in agenda_modules(fmt, objectives, topics) if m is not Module.opening]
+    modules: list[Module] = [m for m in RUNNING_ORDER if m in wanted and m is not Module.opening]
     slots = _slots(laid, len(modules))
     if not slots:
         raise ValueError(f"{days:g} day(s) of {clock(start)}-{clock(end)} leave no time for a working block")
@@ -566,3 +580,46 @@ def _offset(item: AgendaItem, day: _Day) -> int:
     assert item.starts is not None
     hours, minutes = (int(p) for p in item.starts.split(":"))
     return (hours * 60 + minutes - day.starts) % (24 * 60)
+
+
+def held_agenda(fmt: EngagementFormat, days: float, objectives: list[Objective], topics: list[Topic], *,
+                group_size: int, starts: time, hours: timedelta) -> Agenda | None:
+    """The agenda of a scheduled session: its days begin at the scheduled start and last the scoping's hours.
+    None when those hours hold no agenda (the workflow then keeps the recommendation's), never an exception:
+    workflow code that raised would fail its task."""
+    end = _minutes(starts) + int(hours.total_seconds() // 60)
+    ends = time((end // 60) % 24, end % 60)
+    try:
+        return build_agenda(fmt, days, objectives, topics, group_size=max(1, group_size), day_starts=starts,
+                            day_ends=ends)
+    except ValueError:
+        return None
+
+
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def day_label(number: int, on: date | None) -> str:
+    """"Day 2" or "Day 2, Fri 12 Feb 2027"."""
+    if on is None:
+        return f"Day {number}"
+    return f"Day {number}, {_WEEKDAYS[on.weekday()]} {on.day} {_MONTHS[on.month - 1]} {on.year}"
+
+
+def modules_of(agenda: Agenda) -> list[Module]:
+    """The modules an agenda runs, in running order (merged ones too)."""
+    present = {m for i in agenda.items for m in [i.module, *i.also] if m is not None}
+    return [m for m in RUNNING_ORDER if m in present]
+
+
+def agenda_lines(agenda: Agenda, first_day: date | None = None) -> list[str]:
+    """The plan day by day with clock times, as an invitation shows it: a heading line a day, then its blocks."""
+    lines: list[str] = []
+    for number in sorted({i.day for i in agenda.items}):
+        lines.append(day_label(number, first_day + timedelta(days=number - 1) if first_day else None))
+        for item in (i for i in agenda.items if i.day == number):
+            when = f"{item.starts}-{item.ends}" if item.starts else f"{item.minutes} min"
+            technique = f" ({item.technique.value.replace('_', ' ')})" if item.technique else ""
+            lines.append(f"{when} {item.title}{technique}")
+    return lines

@@ -15,15 +15,16 @@ WORKDAY = timedelta(hours=8)
 OUTCOMES_GRACE = timedelta(days=2)
 
 
-def session_bounds(on: date, at: time, days: float, tz: str) -> tuple[datetime, datetime]:
-    """Start and end (UTC). Less than a day is that share of an 8-hour workday; longer sessions end
-    8 hours after the start on their last day."""
+def session_bounds(on: date, at: time, days: float, tz: str,
+                   workday: timedelta = WORKDAY) -> tuple[datetime, datetime]:
+    """Start and end (UTC). Less than a day is that share of a workday (the scoping's day_starts .. day_ends,
+    8 hours by default); longer sessions end a workday after the start on their last day."""
     local = datetime.combine(on, at, tzinfo=ZoneInfo(tz))
     starts = local.astimezone(UTC)
     if days < 1:
-        return starts, starts + WORKDAY * days
+        return starts, starts + workday * days
     last_day = local + timedelta(days=math.ceil(days) - 1)
-    return starts, (last_day + WORKDAY).astimezone(UTC)
+    return starts, (last_day + workday).astimezone(UTC)
 
 
 def default_days(fmt: EngagementFormat, recommendation: Recommendation, constraints: Constraints) -> float:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 
 from schemas.names import Phase
 from schemas.outcomes import Metric, Outcomes, Owner
-from schemas.recommendation import EngagementFormat, Recommendation
+from schemas.recommendation import Agenda, EngagementFormat, Recommendation
 from schemas.scoping import Scoping
 from schemas.status import ActionStatus
 
@@ -59,6 +59,7 @@ class SessionScheduled(BaseModel):
     timezone: str
     days: float
     sequence: int = Field(ge=0, description="ICS SEQUENCE: raised on every reschedule")
+    agenda: Agenda | None = Field(default=None, description="the agenda as held; absent from older logs")
 
 
 class PrereadAdded(BaseModel):

@@ -12,7 +12,7 @@ from schemas.common import MAX_VALUE as MAX_VALUE  # the check-in page and the C
 from schemas.common import ActionId, Email, LocalTime, LongText, Slug, StrictModel, Text, Value, WebUrl
 from schemas.events import Phase, StoredEvent
 from schemas.outcomes import Metric, Outcomes, Owner
-from schemas.recommendation import EngagementFormat, Recommendation
+from schemas.recommendation import Agenda, EngagementFormat, Recommendation
 from schemas.scoping import Consultant, Person, Scoping
 from schemas.status import ActionStatus
 
@@ -88,7 +88,7 @@ class ChooseFormat(StrictModel):
 
 class ScheduleSession(StrictModel):
     on: date
-    at: LocalTime = time(9, 0)
+    at: LocalTime | None = Field(default=None, description="the start; absent: the scoping's day_starts (09:00)")
     days: float | None = Field(default=None, gt=0, le=14, allow_inf_nan=False)
 
 
@@ -147,6 +147,8 @@ class SessionPlan(BaseModel):
     days: float
     timezone: str
     sequence: int = 0
+    # The agenda as it is held: built for the scheduled days and start. Absent from plans made before it was kept.
+    agenda: Agenda | None = None
 
 
 class PrereadView(BaseModel):

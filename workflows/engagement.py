@@ -7,7 +7,7 @@ awaited step; the rules (format, schedule, status) live in `domain/`.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
@@ -17,6 +17,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
+    from domain.agenda import agenda_lines, held_agenda
     from domain.format import format_fit_error, recommend, recommend_as
     from domain.schedule import local_date, local_label, next_checkin
     from domain.session import (
@@ -40,7 +41,7 @@ with workflow.unsafe.imports_passed_through():
         Recipient,
         ReplyScope,
     )
-    from schemas.recommendation import EngagementFormat, Recommendation
+    from schemas.recommendation import Agenda, EngagementFormat, Recommendation
     from schemas.state import (
         AcknowledgePreread,
         ActionView,
@@ -319,12 +320,18 @@ class EngagementWorkflow:
         request = _parse(ScheduleSession, raw)
         assert self._format is not None
         days = request.days if request.days is not None else self._default_days()
-        starts, ends = session_bounds(request.on, request.at, days, self._scoping.timezone)
+        at = self._start_time(request)
+        starts, ends = session_bounds(request.on, at, days, self._scoping.timezone, self._scoping.constraints.day_hours)
         sequence = 0 if self._session is None else self._session.sequence + 1
+        # The agenda as it will be held: the scheduled days and start, kept with the plan and in the log.
+        agenda = held_agenda(self._format, days, self._scoping.objectives, self._scoping.topics,
+                             group_size=len(self._recommendation.participants), starts=at,
+                             hours=self._scoping.constraints.day_hours)
         self._session = SessionPlan(starts_at=starts, ends_at=ends, days=days, timezone=self._scoping.timezone,
-                                    sequence=sequence)
+                                    sequence=sequence, agenda=agenda)
         await record(self._id, (f"schedule/{sequence}", ev.SessionScheduled(
-            starts_at=starts, ends_at=ends, timezone=self._scoping.timezone, days=days, sequence=sequence)),
+            starts_at=starts, ends_at=ends, timezone=self._scoping.timezone, days=days, sequence=sequence,
+            agenda=agenda)),
             summary=f"Record the session on {self._local(starts)}")
         self._session_changed = True
         return self._session
@@ -339,7 +346,8 @@ class EngagementWorkflow:
                           f"(the engagement is in {self._phase.value})")
         days = request.days if request.days is not None else self._default_days()
         try:
-            starts, _ = session_bounds(request.on, request.at, days, self._scoping.timezone)
+            starts, _ = session_bounds(request.on, self._start_time(request), days, self._scoping.timezone,
+                                       self._scoping.constraints.day_hours)
         except OverflowError:
             # Year 1 or 9999: no start or end in UTC. Refused here, the handler never computes it.
             window = self._scoping.constraints
@@ -599,6 +607,19 @@ class EngagementWorkflow:
         assert self._format is not None
         return default_days(self._format, self._recommendation, self._scoping.constraints)
 
+    def _start_time(self, request: ScheduleSession) -> time:
+        return request.at if request.at is not None else self._scoping.constraints.day_starts
+
+    def _agenda(self) -> Agenda:
+        """The agenda as held once the session is scheduled, the recommendation's before."""
+        held = self._session.agenda if self._session else None
+        return held or self._recommendation.agenda
+
+    def _agenda_lines(self) -> list[str]:
+        session = self._session
+        first_day = local_date(session.starts_at, session.timezone) if session and session.agenda else None
+        return agenda_lines(self._agenda(), first_day)
+
     def _participants(self) -> list[Recipient]:
         return [Recipient(name=p.name, email=p.email, timezone=p.timezone) for p in self._scoping.participants]
 
@@ -633,8 +654,7 @@ class EngagementWorkflow:
             format=(self._format or self._recommendation.format).value,
             session_label=local_label(session.starts_at, to.timezone or self._scoping.timezone) if session else None,
             days=session.days if session else None,
-            agenda=[f"Day {i.day}: {i.title} ({i.minutes} min, {i.technique.value.replace('_', ' ')})"
-                    for i in self._recommendation.agenda.items],
+            agenda=self._agenda_lines(),
         )
         return OutboundMessage(engagement_id=self._id, key=f"{self._id}/{step}", kind=kind, to=to, cc=cc or [],
                                context=base.model_copy(update=context), calendar=calendar, reply=reply,
@@ -649,8 +669,7 @@ class EngagementWorkflow:
         return CalendarEntry(
             uid=self._session_uid(), sequence=session.sequence, method=method,  # type: ignore[arg-type]
             summary=f"{self._scoping.client}: {fmt}",
-            description="\n".join(f"Day {i.day}: {i.title} ({i.minutes} min)"
-                                  for i in self._recommendation.agenda.items),
+            description="\n".join(self._agenda_lines()),
             starts_at=session.starts_at, ends_at=session.ends_at, timezone=session.timezone,
             location=self._recommendation.location.value,
             organizer=Recipient(name=consultant.name, email=consultant.email),
