@@ -21,13 +21,14 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from adapters.email import _safe_url, render
+from adapters.email import _HTML, _TEXT, TEMPLATES, _safe_url, render
 from adapters.inbound import answer_mail
 from adapters.web import Answer, FormError, Page, Refusal, _render, confirmation, new_form_id, parse_form, receipt_text
 from cli.report import metric_chart_svg, number, render_html, render_markdown, tick_label, value_ticks
@@ -197,6 +198,28 @@ def test_the_metric_unit_of_the_issue_is_escaped_in_the_mails_that_show_it() -> 
         assert "<script>" not in html and "<img" not in html, kind
         assert "Evil&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in html, kind
         assert unit in Parsed(html).text, kind
+
+
+def test_every_html_template_and_partial_escapes_and_no_text_template_is_html() -> None:
+    """Autoescape belongs to the output, not to a file name: a partial of any name escapes when an html mail loads
+    it (the macros did not), and neither environment loads the other output's templates."""
+    unit = "<b>u</b>"
+    metric = {"baseline": 1, "target": 2, "unit": unit}
+    html_range: Any = getattr(_HTML.get_template("_macros.j2").module, "metric_range")  # noqa: B009 - a macro
+    text_range: Any = getattr(_TEXT.get_template("_macros.j2").module, "metric_range")  # noqa: B009 - a macro
+    assert str(html_range(metric)) == "from 1 to 2 &lt;b&gt;u&lt;/b&gt;"
+    assert str(text_range(metric)) == f"from 1 to 2 {unit}"
+    names = [p.name for p in TEMPLATES.iterdir() if p.name.endswith(".j2")]
+    for name in names:
+        if name.endswith(".txt.j2"):
+            with pytest.raises(jinja2.TemplateNotFound):
+                _HTML.get_template(name)
+        else:
+            assert _HTML.get_template(name).render is not None
+        if name.endswith(".html.j2"):
+            with pytest.raises(jinja2.TemplateNotFound):
+                _TEXT.get_template(name)
+    assert _HTML.autoescape is True and _TEXT.autoescape is False
 
 
 def test_answer_mails_built_from_hostile_answers_are_inert() -> None:
