@@ -45,6 +45,7 @@ from activities import build_activities  # noqa: E402
 from adapters.temporal import connect, engagement_workflow_id  # noqa: E402
 from bench import print_figures  # noqa: E402
 from bench.bare import BareChild, BareEngagement, Shape, bare_noop  # noqa: E402
+from cli.starting import start_engagement  # noqa: E402
 from devstack.postgres import EmbeddedPostgres  # noqa: E402
 from devstack.process import free_port, spawn, wait_for_port  # noqa: E402
 from devstack.process import stop as stop_process  # noqa: E402
@@ -149,12 +150,12 @@ def bench_outcomes(today: date) -> Outcomes:
     return Outcomes.model_validate({"decisions": ["Bench"], "actions": actions})
 
 
-async def run_engagement(client: Client, task_queue: str, engagement_id: str, session_at: datetime) -> None:
+async def run_engagement(client: Client, pool: asyncpg.Pool, settings: Settings, engagement_id: str,
+                         session_at: datetime) -> None:
     today = session_at.date()
-    handle = await client.start_workflow(
-        EngagementWorkflow.run, EngagementInput(engagement_id=engagement_id,
-                                                scoping=bench_scoping(engagement_id, today)),
-        id=engagement_workflow_id(engagement_id), task_queue=task_queue)
+    # Started as `engage start` starts one (cli/starting.py); the bench's cadence of seconds allowed by saying so.
+    handle = await start_engagement(client, pool, settings.model_copy(update={"min_cadence": timedelta(
+        seconds=CADENCE_S)}), engagement_id, bench_scoping(engagement_id, today))
     await handle.execute_update(EngagementWorkflow.choose_format, ChooseFormat(format="combined"))
     await handle.execute_update(EngagementWorkflow.schedule_session,
                                 ScheduleSession(on=today, at=session_at.strftime("%H:%M:%S"), days=2))
@@ -216,7 +217,7 @@ async def throughput(n: int, settings: Settings, pool: asyncpg.Pool) -> dict[str
         began = time.monotonic()
         session_at = (datetime.now(UTC) + timedelta(seconds=lead)).replace(microsecond=0)
         ids = [f"bench-{run}-{i}" for i in range(n)]
-        await asyncio.gather(*(run_engagement(client, settings.task_queue, eid, session_at) for eid in ids))
+        await asyncio.gather(*(run_engagement(client, pool, settings, eid, session_at) for eid in ids))
         ours_s = time.monotonic() - began
     shape = await measure_shape(client, ids, lead)
     bare_s = await timed_bare(client, f"{settings.task_queue}-bare", shape, [f"bare-{run}-{i}" for i in range(n)],

@@ -42,16 +42,17 @@ import asyncpg  # noqa: E402
 from rich.console import Console  # noqa: E402
 from temporalio.client import Client, WorkflowUpdateFailedError  # noqa: E402
 
-from adapters.temporal import connect, engagement_workflow_id  # noqa: E402
+from adapters.temporal import connect  # noqa: E402
 from bench import print_figures  # noqa: E402
 from bench.bare import BareScaleEngagement, BareScaleInput  # noqa: E402
 from bench.run import ROOT, Stack, bench_scoping  # noqa: E402
+from cli.starting import start_engagement  # noqa: E402
 from devstack.process import free_port, spawn  # noqa: E402
 from devstack.process import stop as stop_process  # noqa: E402
 from schemas.outcomes import Outcomes  # noqa: E402
 from schemas.scoping import Scoping  # noqa: E402
 from schemas.settings import Settings  # noqa: E402
-from schemas.state import ChooseFormat, EngagementInput, RecordOutcomes, ScheduleSession  # noqa: E402
+from schemas.state import ChooseFormat, RecordOutcomes, ScheduleSession  # noqa: E402
 from store.db import create_pool  # noqa: E402
 from store.migrate import migrate  # noqa: E402
 from workflows.engagement import EngagementWorkflow  # noqa: E402
@@ -96,13 +97,14 @@ def scale_outcomes(today: date, zone: str) -> Outcomes:
     return Outcomes.model_validate({"decisions": ["Scale"], "actions": actions})
 
 
-async def set_up(client: Client, queue: str, engagement_id: str, cadence: str, zone: str) -> None:
-    """One engagement from start to follow-through, through the same updates the CLI sends."""
+async def set_up(client: Client, pool: asyncpg.Pool, settings: Settings, engagement_id: str, cadence: str,
+                 zone: str) -> None:
+    """One engagement from start to follow-through, through the same start and updates as the CLI (the
+    `--quick` cadence of seconds allowed by saying so: ENGAGE_MIN_CADENCE, cli/starting.py)."""
     today = datetime.now(UTC).date()
-    handle = await client.start_workflow(
-        EngagementWorkflow.run,
-        EngagementInput(engagement_id=engagement_id, scoping=scale_scoping(engagement_id, today, cadence)),
-        id=engagement_workflow_id(engagement_id), task_queue=queue)
+    scoping = scale_scoping(engagement_id, today, cadence)
+    allowed = settings.model_copy(update={"min_cadence": min(settings.min_cadence, scoping.follow_through.cadence)})
+    handle = await start_engagement(client, pool, allowed, engagement_id, scoping)
     await handle.execute_update(EngagementWorkflow.choose_format, ChooseFormat(format="combined"))
     for lead in (3, 10, 30, 60):
         # A busy worker may see the update after a short lead has passed: it then refuses a start in the past.
@@ -289,7 +291,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             async def one(i: int) -> None:
                 nonlocal done
                 async with limit:
-                    await set_up(client, settings.task_queue, f"{prefix}{i}", cadence, zone)
+                    await set_up(client, pool, settings, f"{prefix}{i}", cadence, zone)
                 done += 1
 
             with console.status("scale: setting up engagements...") as status:
