@@ -403,7 +403,8 @@ def choose(
 def schedule(
     engagement: str = typer.Argument(..., metavar="ENG"),
     on: str = typer.Option(..., "--on", help="session date, YYYY-MM-DD, in the client's time zone"),
-    at: str = typer.Option("09:00", "--at", help="start time HH:MM, local to the client"),
+    at: str | None = typer.Option(None, "--at", help="start time HH:MM, local to the client (default: the "
+                                                     "scoping's day_starts, 09:00)"),
     days: float | None = typer.Option(None, "--days", help="duration in days (default: the recommendation)"),
 ) -> None:
     """Set the session date and send the invitations."""
@@ -467,8 +468,41 @@ def session_record(
     from schemas.state import RecordOutcomes  # after the file: bad input is refused sooner
 
     payload = guarded(lambda: RecordOutcomes(outcomes=outcomes))
+    _check_votes(engagement, outcomes)
     ids = _run(lambda: _update(engagement, "record_outcomes", payload, list[str]))
     _console().print(f"{engagement}: outcomes recorded; actions {', '.join(ids)}")
+
+
+def _check_votes(engagement: str, outcomes: Any) -> None:
+    """Blocks the outcomes name must be on the agenda as held (exit 2); dot votes that the dots cannot carry get a
+    warning on stderr, and are recorded all the same: they are what the room did."""
+    from domain.agenda import unknown_blocks, vote_warnings
+
+    status_ = _run(lambda: _query_status(engagement))
+    agenda_ = (status_.session.agenda if status_.session else None) or status_.recommendation.agenda
+    refs = [v.block for v in outcomes.dot_votes] + [d.block for d in outcomes.decisions]
+    unknown = unknown_blocks(agenda_, refs)
+    if unknown:
+        known = ", ".join(i.ref for i in agenda_.items if i.ref) or "none"
+        fail(2, f"block: {', '.join(unknown)} is not a block of the agenda (blocks: {known}; see engage agenda "
+                f"{engagement})")
+    votes = [(v.option, v.votes, v.block) for v in outcomes.dot_votes]
+    for warning in vote_warnings(agenda_, votes, agenda_.group_size or len(status_.recommendation.participants)):
+        sys.stderr.write(f"warning: {warning}\n")
+
+
+async def _query_status(engagement: str) -> Any:
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from schemas.state import EngagementStatus
+
+    handle = await _handle(engagement)
+    try:
+        return await handle.query("status", result_type=EngagementStatus)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise BadInput(f"engagement: unknown engagement {engagement!r}") from exc
+        raise
 
 
 @app.command()
@@ -607,20 +641,7 @@ def _scoping_agenda(path: Path, days: float | None) -> tuple[Any, date | None, s
 
 def _engagement_agenda(engagement: str, days: float | None) -> tuple[Any, date | None, str]:
     """The agenda as held (scheduled) or as recommended; `--days` lays the same modules out anew."""
-    from schemas.state import EngagementStatus
-
-    async def go() -> EngagementStatus:
-        from temporalio.service import RPCError, RPCStatusCode
-
-        handle = await _handle(engagement)
-        try:
-            return await handle.query("status", result_type=EngagementStatus)
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                raise BadInput(f"engagement: unknown engagement {engagement!r}") from exc
-            raise
-
-    status_ = _run(go)
+    status_ = _run(lambda: _query_status(engagement))
     from domain.schedule import local_date
 
     fmt = status_.format or status_.recommendation.format
@@ -691,6 +712,12 @@ def timeline(
     _show(result, as_json, "print_timeline")
 
 
+def _held_agenda(events: list[Any]) -> Any:
+    """The agenda of the latest schedule: the session as it was held (None in logs from before it was kept)."""
+    scheduled = [e.event for e in events if e.event.type == "session_scheduled"]
+    return scheduled[-1].agenda if scheduled else None
+
+
 class ReportFormat(StrEnum):
     md = "md"
     html = "html"
@@ -709,11 +736,14 @@ def report(
 
     async def go() -> Report:
         from store.db import create_pool
+        from store.events import read_log
         from store.queries import report_data
 
         pool = await create_pool(_settings())
         try:
             result = await report_data(pool, engagement)
+            if result is not None:
+                result.agenda = _held_agenda(await read_log(pool, engagement))
         finally:
             await pool.close()
         if result is None:

@@ -21,10 +21,12 @@ from zoneinfo import ZoneInfo
 import jinja2
 from markupsafe import Markup
 
-from domain.schedule import local_label, local_to_utc
+from cli.agenda import by_day as agenda_days
+from domain.agenda import agenda_lines
+from domain.schedule import local_date, local_label, local_to_utc
 from domain.status import actual_progress, due_datetime, expected_progress
 from schemas.common import MAX_VALUE
-from schemas.outcomes import Direction
+from schemas.outcomes import Direction, DotVote
 from schemas.report import ActionReport, Report
 from schemas.status import ActionStatus
 
@@ -181,14 +183,45 @@ def render_markdown(report: Report) -> str:
     else:
         lines.append("No actions were recorded.")
     if report.decisions:
-        lines += ["", "## Decisions", ""] + [f"- {_md(d)}" for d in report.decisions]
-    if report.dot_votes:
-        lines += ["", "## Dot votes", "", "| Option | Votes |", "|---|---:|"]
-        lines += [f"| {_cell(v.option)} | {v.votes} |"
-                  for v in sorted(report.dot_votes, key=lambda v: -v.votes)]
+        lines += ["", "## Decisions", ""] + [f"- {_md(d.text)}" + (f" _(block {_md(block_label(report, d.block))})_"
+                                                                   if d.block else "") for d in report.decisions]
+    for vote in vote_groups(report):
+        lines += ["", f"## {_md(vote.heading)}", "", "| Option | Votes |", "|---|---:|"]
+        lines += [f"| {_cell(v.option)} | {v.votes} |" for v in vote.options]
+    if report.agenda is not None:
+        first_day = local_date(report.session_starts_at, report.timezone) if report.session_starts_at else None
+        lines += ["", "## The agenda as held", ""]
+        lines += [f"**{_md(line)}**" if line.startswith("Day ") else f"- {_md(line)}"
+                  for line in agenda_lines(report.agenda, first_day)]
     for a in report.actions:
         lines += ["", *_action_markdown(a)]
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class VoteGroup:
+    """One dot vote: the options of one agenda block (or of none), most votes first."""
+
+    heading: str
+    options: list[DotVote]
+    most: int
+    dots: int | None
+
+
+def block_label(report: Report, ref: str) -> str:
+    item = report.agenda.block(ref) if report.agenda else None
+    return f"{ref} {item.title}" if item else ref
+
+
+def vote_groups(report: Report) -> list[VoteGroup]:
+    blocks = list(dict.fromkeys(v.block for v in report.dot_votes))
+    groups = []
+    for ref in blocks:
+        options = sorted((v for v in report.dot_votes if v.block == ref), key=lambda v: -v.votes)
+        item = report.agenda.block(ref) if report.agenda and ref else None
+        heading = f"Dot vote in {block_label(report, ref)}" if ref else "Dot votes"
+        groups.append(VoteGroup(heading, options, max(v.votes for v in options), item.dots if item else None))
+    return groups
 
 
 def _action_markdown(a: ActionReport) -> list[str]:
@@ -469,7 +502,7 @@ def render_html(report: Report) -> str:
         }
         for a in report.actions
     ]
-    most_votes = max((v.votes for v in report.dot_votes), default=0)
+    first_day = local_date(report.session_starts_at, report.timezone) if report.session_starts_at else None
     return _environment().get_template("report.html.j2").render(
         r=report,
         actions=actions,
@@ -477,8 +510,9 @@ def render_html(report: Report) -> str:
         format_label=format_label(report),
         session_label=session_label(report),
         generated_label=local_label(report.generated_at, report.timezone),
-        dot_votes=sorted(report.dot_votes, key=lambda v: -v.votes),
-        most_votes=most_votes,
+        votes=vote_groups(report),
+        block_label=lambda ref: block_label(report, ref),
+        agenda_days=agenda_days(report.agenda, first_day) if report.agenda else [],
         status_colours={s.value: c for s, c in STATUS_COLOURS.items()},
         status_backgrounds={s.value: c for s, c in STATUS_BACKGROUNDS.items()},
     )

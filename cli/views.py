@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from domain.schedule import local_label
-from schemas.recommendation import Recommendation
+from schemas.recommendation import Agenda, Recommendation
 from schemas.state import EngagementList, EngagementStatus, Preview, Timeline
 
 STATUS_STYLE = {"on_track": "green", "achieved": "bold green", "behind": "yellow", "at_risk": "bold red",
@@ -35,11 +35,16 @@ def print_recommendation(console: Console, rec: Recommendation) -> None:
     for entry in rec.rationale:
         why.add_row(Text(entry.aspect.value, style="cyan"), entry.reason)
     console.print(why)
-    agenda = Table("day", "module", "technique", "min", title="Agenda")
-    for item in rec.agenda.items:
+    console.print(agenda_table(rec.agenda, "Agenda (engage agenda shows the steps)"))
+
+
+def agenda_table(agenda: Agenda, title: str) -> Table:
+    table = Table("block", "time", "title", "technique", title=title)
+    for item in agenda.items:
+        when = f"{item.starts}-{item.ends}" if item.starts else f"{item.minutes} min"
         technique = item.technique.value.replace("_", " ") if item.technique else "-"
-        agenda.add_row(str(item.day), item.title, technique, str(item.minutes))
-    console.print(agenda)
+        table.add_row(item.ref or str(item.day), when, item.title, technique)
+    return table
 
 
 def print_status(console: Console, s: EngagementStatus) -> None:
@@ -48,6 +53,8 @@ def print_status(console: Console, s: EngagementStatus) -> None:
                          f", format {fmt}"))
     if s.session:
         console.print(f"Session: {local_label(s.session.starts_at, s.session.timezone)}, {s.session.days:g} days")
+        if s.session.agenda:
+            console.print(agenda_table(s.session.agenda, "Agenda as held"))
     for p in s.prereads:
         missing = ", ".join(p.missing) if p.missing else "everyone has read it"
         console.print(f"Pre-read {p.preread_id} '{p.title}': not acknowledged by {missing}")

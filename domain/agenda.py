@@ -623,3 +623,34 @@ def agenda_lines(agenda: Agenda, first_day: date | None = None) -> list[str]:
             technique = f" ({item.technique.value.replace('_', ' ')})" if item.technique else ""
             lines.append(f"{when} {item.title}{technique}")
     return lines
+
+
+def unknown_blocks(agenda: Agenda | None, refs: list[str | None]) -> list[str]:
+    """The block numbers an outcomes file names that the agenda as held does not have."""
+    known = {i.ref for i in agenda.items} if agenda else set()
+    return sorted({r for r in refs if r is not None and r not in known})
+
+
+def vote_warnings(agenda: Agenda | None, votes: list[tuple[str, int, str | None]], participants: int) -> list[str]:
+    """What is off with the recorded dot votes, one sentence each. `votes` are (option, votes, block).
+
+    Each block's options form one vote. The dots a person were computed for about three times as many options
+    (the N/3 rule): a vote with more options than that spreads the dots too thin to separate the few from the many;
+    a vote with more dots cast than the room held was miscounted."""
+    planned = [i for i in agenda.items if i.dots] if agenda else []
+    warnings = []
+    for ref in dict.fromkeys(block for _, _, block in votes):
+        options = [(option, n) for option, n, block in votes if block == ref]
+        item = agenda.block(ref) if agenda and ref else None
+        dots = (item.dots if item and item.dots else planned[0].dots if planned and planned[0].dots
+                else dots_per_person(planned_options(participants)))
+        where = f"in block {ref}" + (f" ({item.title})" if item else "") if ref else "without a block"
+        if len(options) > 3 * dots:
+            warnings.append(f"the dot vote {where} has {len(options)} options, more than the {dots} dots a person "
+                            f"can rank (at most {3 * dots} options); cluster them, or give "
+                            f"{dots_per_person(len(options))} dots a person")
+        cast = sum(n for _, n in options)
+        if cast > dots * participants:
+            warnings.append(f"the dot vote {where} counts {cast} votes, more than the {dots * participants} dots "
+                            f"{participants} people with {dots} each could cast")
+    return warnings

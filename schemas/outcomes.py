@@ -8,6 +8,7 @@ from enum import StrEnum
 from pydantic import Field, field_validator, model_validator
 
 from schemas.common import ActionId, Email, StrictModel, Text, TimeZoneName, Value
+from schemas.recommendation import BlockRef
 
 
 class Direction(StrEnum):
@@ -48,11 +49,29 @@ class ActionInput(StrictModel):
 class DotVote(StrictModel):
     option: Text
     votes: int = Field(ge=0, le=100_000)
+    # The agenda block whose vote this option was in (its number on the run sheet, e.g. "2.4"); the options of one
+    # block form one vote.
+    block: BlockRef | None = None
+
+
+class Decision(StrictModel):
+    """A decision, and optionally the agenda block that produced it. A plain string is a decision too."""
+
+    text: Text
+    block: BlockRef | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: object) -> object:
+        return {"text": value} if isinstance(value, str) else value
+
+    def __str__(self) -> str:
+        return self.text
 
 
 class Outcomes(StrictModel):
     held_on: date | None = None
-    decisions: list[Text] = Field(default_factory=list, max_length=200)
+    decisions: list[Decision] = Field(default_factory=list, max_length=200)
     dot_votes: list[DotVote] = Field(default_factory=list, max_length=200)
     actions: list[ActionInput] = Field(min_length=1, max_length=100)
 

@@ -11,8 +11,8 @@ from datetime import date, datetime
 from pydantic import BaseModel, Field
 
 from schemas.events import Phase
-from schemas.outcomes import DotVote, Metric
-from schemas.recommendation import EngagementFormat
+from schemas.outcomes import Decision, DotVote, Metric
+from schemas.recommendation import Agenda, EngagementFormat
 from schemas.scoping import Consultant, Person
 from schemas.status import ActionStatus
 
@@ -59,6 +59,7 @@ class Report(BaseModel):
     consultant: Consultant
     cancel_reason: str | None = None
     generated_at: datetime
-    decisions: list[str] = Field(default_factory=list)
+    decisions: list[Decision] = Field(default_factory=list)
     dot_votes: list[DotVote] = Field(default_factory=list)
+    agenda: Agenda | None = Field(default=None, description="the agenda as the session was held")
     actions: list[ActionReport] = Field(default_factory=list)

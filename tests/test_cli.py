@@ -446,7 +446,7 @@ async def test_session_follow_through_reads_and_cancel(cli_env: dict[str, str], 
     report = Report.model_validate_json((await ok(cli_env, "report", eid, "--format", "json")).out)
     assert report.engagement_id == eid and report.phase is Phase.follow_through
     assert report.format is EngagementFormat.strategy_session and report.format_confirmed
-    assert report.decisions == ["Consolidate the two sales teams by Q2"]
+    assert [d.text for d in report.decisions] == ["Consolidate the two sales teams by Q2"]
     assert [v.option for v in report.dot_votes] == ["Expand to the Nordics", "Self-serve tier"]
     by_id = {a.action_id: a for a in report.actions}
     assert [(p.value, p.status, p.note) for p in by_id["A1"].history] == [(40, ActionStatus.on_track, "first week")]

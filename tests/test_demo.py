@@ -41,7 +41,11 @@ async def test_demo_runs_one_engagement_to_closed_within_three_minutes(tmp_path:
     assert "Recorded 19 days for 'Cut onboarding time'" in text
     reports = list((tmp_path / "var" / "reports").glob("demo-*.html"))
     assert len(reports) == 1 and "<svg" in reports[0].read_text()
-    assert len(list((tmp_path / "var" / "mail").glob("*.eml"))) >= 10
+    mails = list((tmp_path / "var" / "mail").glob("*.eml"))
+    assert len(mails) >= 10
+    # The invitation carries the agenda as held, day by day with clock times (issue 16).
+    invitations = [m.read_text(errors="replace") for m in mails if "/invitation/" in m.read_text(errors="replace")]
+    assert invitations and any(re.search(r"\d\d:\d\d-\d\d:\d\d Opening", m) for m in invitations)
     # Everything it started is stopped again.
     time.sleep(0.5)
     assert all(port_is_free(p) for p in ports.values())

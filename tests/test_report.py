@@ -119,7 +119,7 @@ async def test_report_data_has_each_actions_history(report: Report, engagement: 
     assert report.format is not None and report.format.value == "combined" and report.format_confirmed
     assert report.session_starts_at == ASSIGNED - timedelta(days=1, hours=8)
     assert (report.sponsor.email, report.consultant.email) == ("sam@acme.example", "dana@consultancy.example")
-    assert report.decisions == ["Consolidate the two sales teams by Q2"]
+    assert [d.text for d in report.decisions] == ["Consolidate the two sales teams by Q2"]
     assert [(v.option, v.votes) for v in report.dot_votes] == [("Expand to the Nordics", 7), ("Self-serve tier", 5)]
     assert report.generated_at == GENERATED
     assert [a.action_id for a in report.actions] == ["A1", "A2", "A3"]
