@@ -97,8 +97,8 @@ async def test_the_id_of_a_deleted_engagement_is_refused_by_start_and_by_the_sto
     path = scoping_file(tmp_path, eid)
     StartResult.model_validate_json((await ok(start_env, "start", str(path), "--json")).out)
 
-    async def logged() -> bool:
-        return any(e.event.type == "phase_entered" for e in await read_log(pool, eid))
+    async def logged() -> bool:  # up to where it waits for the consultant: nothing more is on its way
+        return any(getattr(e.event, "phase", None) == "format_choice" for e in await read_log(pool, eid))
 
     await wait_for(f"{eid} logged", logged)
     await delete_as_retention_does(dev_env.client, eid)
