@@ -120,6 +120,7 @@ async def test_every_command_shows_markup_as_typed(wide_env: dict[str, str], tmp
     outcomes_file = write_yaml(tmp_path / "outcomes.yaml", hostile_outcomes())
 
     shows(await engage(env, "recommend", str(scoping_file)), CLIENT)
+    shows(await engage(env, "agenda", str(scoping_file)), CLIENT)
     shows(await engage(env, "start", str(scoping_file)), eid, CLIENT)
     shows(await engage(env, "choose", eid, "--format", "strategy_session", "--reason", REASON), eid)
     # The session a few seconds ahead (HH:MM:SS), so that outcomes can be recorded without waiting a minute.
@@ -130,6 +131,7 @@ async def test_every_command_shows_markup_as_typed(wide_env: dict[str, str], tmp
                        "--days-before", "1"), PREREAD)
     shows(await engage(env, "preread", "ack", eid, "--participant", "ana@acme.example"), "ana@acme.example")
     shows(await engage(env, "status", eid), CLIENT, PREREAD)
+    shows(await engage(env, "agenda", eid), CLIENT)
     # `list` shows every engagement of the database: one named with markup must not break it for the others.
     shows(await engage(env, "list"), CLIENT)
 
