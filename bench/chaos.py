@@ -186,9 +186,20 @@ async def drive(client: Client, task_queue: str, engagement_id: str, session_at:
             # refused a session in the past: the consultant picks a later time.
             session_at = (datetime.now(UTC) + timedelta(seconds=20)).replace(microsecond=0)
     await asyncio.sleep(max(0.0, (session_at - datetime.now(UTC)).total_seconds()) + 0.5)
-    await persist(lambda: handle.execute_update(EngagementWorkflow.record_outcomes,
-                                                RecordOutcomes(outcomes=bench_outcomes(today)), id="outcomes"),
-                  f"{engagement_id} outcomes")
+    for attempt in range(120):
+        try:
+            await persist(lambda n=attempt: handle.execute_update(  # type: ignore[misc]
+                EngagementWorkflow.record_outcomes, RecordOutcomes(outcomes=bench_outcomes(today)),
+                id="outcomes" if n == 0 else f"outcomes-{n}"), f"{engagement_id} outcomes")
+            break
+        except WorkflowUpdateFailedError:
+            # On a loaded machine the faults can hold the workflow back behind the clock (its session not begun,
+            # invitations still going out when the driver's timer fires), or an earlier attempt went through and
+            # its answer was lost: look, then go on or try again.
+            status = await persist(lambda: handle.query(EngagementWorkflow.status), f"{engagement_id} status")
+            if status.phase not in (Phase.scheduling, Phase.pre_reads, Phase.session):
+                break
+            await asyncio.sleep(2)
     answered = 0
     while True:
         status: EngagementStatus = await persist(lambda: handle.query(EngagementWorkflow.status),
