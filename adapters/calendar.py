@@ -21,7 +21,7 @@ from caldav.collection import Calendar, Principal
 from caldav.davclient import DAVClient
 from caldav.lib import error
 
-from adapters.ics import build_ics
+from adapters.ics import build_ics, mail_domain, sender_address
 from schemas.messages import CalendarEntry
 from schemas.settings import Settings
 
@@ -74,7 +74,8 @@ class CalendarStore:
         return await asyncio.to_thread(self._get, engagement_id, uid)
 
     async def list_uids(self, engagement_id: str) -> list[str]:
-        """The UIDs of every event in the engagement's calendar."""
+        """The UIDs of every event in the engagement's calendar, as the workflow names them (without the
+        `@domain` the ICS UID carries)."""
         return await asyncio.to_thread(self._list_uids, engagement_id)
 
     def close(self) -> None:
@@ -135,7 +136,10 @@ class CalendarStore:
         return Event(client=self._dav(), url=cal.url.join(resource_name(uid)), parent=cal)
 
     def _upsert(self, engagement_id: str, entry: CalendarEntry) -> None:
-        ics = build_ics(entry, method=False)
+        # No METHOD, and SCHEDULE-AGENT=CLIENT on every ORGANIZER and ATTENDEE: engage mails the invitations
+        # itself, so a server that schedules on its own (RFC 6638: Nextcloud, iCloud) must send none.
+        ics = build_ics(entry, method=False, stored=True, domain=mail_domain(self.settings.mail_from),
+                        organizer_address=sender_address(self.settings.mail_from))
         with self._lock:
             # raw_data: stored as built (no SEQUENCE bump by the library, which would break the
             # SEQUENCE the attendees' invitations carry).
@@ -175,4 +179,5 @@ class CalendarStore:
             cal = self._find_calendar(engagement_id)
             if cal is None:
                 return []
-            return sorted(str(e.id) for e in _sync(cal.events()))
+            suffix = "@" + mail_domain(self.settings.mail_from)
+            return sorted(str(e.id).removesuffix(suffix) for e in _sync(cal.events()))

@@ -26,7 +26,7 @@ import jinja2
 import structlog
 from pydantic import BaseModel
 
-from adapters.ics import build_ics
+from adapters.ics import build_ics, mail_domain, sender_address
 from adapters.tokens import scope_id_for, sign_token
 from cli.report import number
 from schemas.answers import AnswerScope
@@ -71,6 +71,14 @@ SUBJECTS: dict[MessageKind, str] = {
     MessageKind.answer: "{{ context.answer_subject }}",
     MessageKind.outcomes_reminder: "Please record the outcomes for {{ context.client }}",
     MessageKind.report: "Follow-through report: {{ context.client }}",
+    MessageKind.invitation_reminder:
+        "Please answer: {{ context.format | format_label | capitalize }} for {{ context.client }}"
+        "{% if context.session_label %}, {{ context.session_label }}{% endif %}",
+    MessageKind.rsvp_declined:
+        "Declined: {{ context.attendee_name or context.attendee_email or 'a participant' }} will not attend the "
+        "{{ context.format | format_label }} for {{ context.client }}",
+    MessageKind.action_cancel:
+        "Cancelled: {{ context.action_title }}{% if context.due %} (due {{ context.due | day }}){% endif %}",
 }
 
 _FORMAT_LABELS = {
@@ -308,7 +316,10 @@ def build_email(
     body = MIMEMultipart("alternative", _subparts=[_text_part(text, "plain"), _text_part(html, "html")])
     msg: Message[Any, Any] = body
     if message.calendar is not None:
-        ics = build_ics(message.calendar, now=now)
+        # The organizer's mailbox is the signed reply address when the message has one (an invitation): the
+        # attendees' RSVPs come back to engage's inbound server; else engage's own sender address.
+        ics = build_ics(message.calendar, now=now, domain=mail_domain(settings.mail_from),
+                        organizer_address=reply_address(message, settings) or sender_address(settings.mail_from))
         invitation = _text_part(ics.decode("utf-8"), "calendar")
         invitation.set_param("method", message.calendar.method)
         body.attach(invitation)

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from domain.format import duration_range
-from schemas.recommendation import EngagementFormat, Recommendation
+from schemas.recommendation import Agenda, EngagementFormat, Recommendation, Venue
 from schemas.scoping import Constraints
 
 WORKDAY = timedelta(hours=8)
@@ -60,8 +60,87 @@ def preread_send_at(starts_at: datetime, days_before: int) -> datetime:
 
 
 def preread_reminder_at(sent_at: datetime, starts_at: datetime) -> datetime:
-    """Halfway between the pre-read and the session: late enough to be fair, early enough to read."""
+    """Halfway between the pre-read and the session (runs started before reminders moved to the morning)."""
     return sent_at + (starts_at - sent_at) / 2
+
+
+REMINDER_MORNING = time(9, 0)
+
+
+def morning_reminder_at(sent_at: datetime, starts_at: datetime, tz: str | None,
+                        morning: time = REMINDER_MORNING) -> datetime | None:
+    """The recipient's last local morning (09:00 in `tz`) at or before halfway between the pre-read and the
+    session, or the first after it when there is none; always strictly after the pre-read went out and before
+    the session starts. None when no morning lies between them (a pre-read sent the evening before): no
+    reminder rather than one at night."""
+    zone = ZoneInfo(tz or "UTC")
+    middle = sent_at + (starts_at - sent_at) / 2
+    first = sent_at.astimezone(zone).date()
+    last = starts_at.astimezone(zone).date()
+    mornings = []
+    for offset in range((last - first).days + 1):
+        at = datetime.combine(first + timedelta(days=offset), morning, tzinfo=zone).astimezone(UTC)
+        if sent_at < at < starts_at:
+            mornings.append(at)
+    if not mornings:
+        return None
+    before = [at for at in mornings if at <= middle]
+    return before[-1] if before else mornings[0]
+
+
+RSVP_REMINDER_BEFORE = timedelta(days=3)
+
+
+def rsvp_reminder_at(starts_at: datetime, tz: str | None, morning: time = REMINDER_MORNING) -> datetime:
+    """Three days before the session, at the recipient's local morning."""
+    zone = ZoneInfo(tz or "UTC")
+    day = (starts_at - RSVP_REMINDER_BEFORE).astimezone(zone).date()
+    return datetime.combine(day, morning, tzinfo=zone).astimezone(UTC)
+
+
+def session_days(starts_at: datetime, ends_at: datetime, days: float, tz: str,
+                 agenda: Agenda | None) -> list[tuple[datetime, datetime]]:
+    """Each day of the session with its own hours (UTC): from the agenda's clock times when it has them (the
+    first block's start to the last required block's end; an optional dinner does not stretch the day), else
+    the start's and the end's time of day. One pair for a session of a day or less."""
+    count = math.ceil(days)
+    if count <= 1:
+        return [(starts_at, ends_at)]
+    zone = ZoneInfo(tz)
+    local_start, local_end = starts_at.astimezone(zone), ends_at.astimezone(zone)
+    result = []
+    for number in range(1, count + 1):
+        on = local_start.date() + timedelta(days=number - 1)
+        timed = [i for i in (agenda.items if agenda else []) if i.day == number and i.starts and i.ends
+                 and not i.optional]
+        if timed:
+            begin = min(time.fromisoformat(i.starts) for i in timed if i.starts)
+            end = max(time.fromisoformat(i.ends) for i in timed if i.ends)
+        else:
+            begin, end = local_start.time(), local_end.time()
+        start = datetime.combine(on, begin, tzinfo=zone)
+        finish = datetime.combine(on, end, tzinfo=zone)
+        if finish <= start:
+            finish = start + WORKDAY
+        result.append((start.astimezone(UTC), finish.astimezone(UTC)))
+    return result
+
+
+_FORMAT_WORDS = {
+    EngagementFormat.offsite: "leadership offsite",
+    EngagementFormat.strategy_session: "strategy session",
+    EngagementFormat.combined: "leadership offsite and strategy session",
+}
+_VENUE_WORDS = {Venue.offsite: "Offsite venue", Venue.onsite: "Onsite meeting room"}
+
+
+def event_summary(client: str, fmt: EngagementFormat) -> str:
+    """The calendar title in words: "Acme Corp — leadership offsite and strategy session"."""
+    return f"{client} — {_FORMAT_WORDS[fmt]}"
+
+
+def venue_words(venue: Venue) -> str:
+    return _VENUE_WORDS[venue]
 
 
 def outcomes_reminder_at(ends_at: datetime) -> datetime:

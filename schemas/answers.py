@@ -25,6 +25,11 @@ class AnswerScope(BaseModel):
     recipient: Email
     expires_at: datetime
 
+    @property
+    def is_invitation(self) -> bool:
+        """An invitation's scope: the attendee's RSVP (an iMIP REPLY) is all an answer to it may carry."""
+        return self.action_id is None and self.preread_id is None
+
 
 class AnswerResult(BaseModel):
     """The follow-through's verdict on one answer, kept on the action's view (the latest few)."""

@@ -32,6 +32,9 @@ class MessageKind(StrEnum):
     answer = "answer"
     outcomes_reminder = "outcomes_reminder"
     report = "report"
+    invitation_reminder = "invitation_reminder"
+    rsvp_declined = "rsvp_declined"
+    action_cancel = "action_cancel"
 
 
 class EngagementStarted(BaseModel):
@@ -74,6 +77,22 @@ class PrereadAcknowledged(BaseModel):
     type: Literal["preread_acknowledged"] = "preread_acknowledged"
     preread_id: str
     email: str
+
+
+Attendance = Literal["accepted", "declined", "tentative"]
+
+
+class RsvpRecorded(BaseModel):
+    """An attendee's answer to the invitation (an iMIP REPLY, or a COUNTER proposing another time)."""
+
+    type: Literal["rsvp_recorded"] = "rsvp_recorded"
+    email: str
+    attendance: Attendance
+    sequence: int = Field(ge=0, description="the SEQUENCE of the invitation answered")
+    method: Literal["REPLY", "COUNTER"] = "REPLY"
+    comment: str | None = None
+    proposed_starts_at: datetime | None = None
+    proposed_ends_at: datetime | None = None
 
 
 class MessageSent(BaseModel):
@@ -176,6 +195,7 @@ Event = Annotated[
     | SessionScheduled
     | PrereadAdded
     | PrereadAcknowledged
+    | RsvpRecorded
     | MessageSent
     | OutcomesRecorded
     | ActionAssigned

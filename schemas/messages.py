@@ -16,10 +16,19 @@ class Recipient(BaseModel):
     timezone: str | None = None
 
 
+class SessionDay(BaseModel):
+    """One day of a multi-day session, with that day's own hours (aware datetimes)."""
+
+    starts_at: datetime
+    ends_at: datetime
+
+
 class CalendarEntry(BaseModel):
     """One calendar event (the session, or an action's due date), sent as ICS and stored over CalDAV.
 
-    `uid` is the step's idempotency key; `sequence` rises on every reschedule."""
+    `uid` is the step's idempotency key (the adapters add `@` and the mail domain); `sequence` rises on every
+    reschedule and on the cancel. `days`, when it holds two or more, makes the event a daily series of that many
+    days under the one UID, each day with its own hours (adapters/ics.py says why a series)."""
 
     uid: str
     sequence: int = 0
@@ -33,6 +42,9 @@ class CalendarEntry(BaseModel):
     location: str | None = None
     organizer: Recipient
     attendees: list[Recipient] = Field(default_factory=list)
+    days: list[SessionDay] = Field(default_factory=list)
+    chair: Recipient | None = Field(default=None, description="the consultant: an attendee who runs the session")
+    rsvp: bool = Field(default=True, description="attendees are asked to answer (a due date asks nothing)")
 
 
 class ActionSummary(BaseModel):
@@ -48,7 +60,10 @@ class ActionSummary(BaseModel):
 
 
 class ReplyScope(BaseModel):
-    """What a reply to this message may change: signed into the Reply-To token by the email adapter."""
+    """What a reply to this message may change: signed into the Reply-To token by the email adapter.
+
+    Neither an action nor a pre-read: the scope of an invitation, whose token is also the ICS ORGANIZER, so the
+    attendee's calendar sends its RSVP (an iMIP REPLY) to a mailbox engage reads."""
 
     action_id: str | None = None
     preread_id: str | None = None
@@ -84,6 +99,10 @@ class MessageContext(BaseModel):
     checkin_label: str | None = None
     reason: str | None = None
     actions: list[ActionSummary] = Field(default_factory=list)
+    # An RSVP (MessageKind.rsvp_declined): who answered, and how.
+    attendee_name: str | None = None
+    attendee_email: str | None = None
+    attendance: str | None = None
     # The answer to an owner's reply (MessageKind.answer).
     answer_recorded: bool | None = None
     answer_text: str | None = None

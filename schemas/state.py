@@ -134,6 +134,19 @@ class BlockAction(StrictModel):
     answer_id: str | None = None
 
 
+class RecordRsvp(StrictModel):
+    """An attendee's RSVP, read from the iMIP REPLY (or COUNTER) their calendar sent (adapters/inbound.py)."""
+
+    attendee: Email
+    attendance: Literal["accepted", "declined", "tentative"]
+    sequence: int = Field(default=0, ge=0, le=1_000_000)
+    method: Literal["REPLY", "COUNTER"] = "REPLY"
+    comment: LongText | None = None
+    proposed_starts_at: datetime | None = None
+    proposed_ends_at: datetime | None = None
+    answer_id: str | None = None
+
+
 class CancelEngagement(StrictModel):
     reason: Text
 
@@ -151,6 +164,19 @@ class SessionPlan(BaseModel):
     agenda: Agenda | None = None
 
 
+class AttendanceView(BaseModel):
+    """One participant's answer to the current invitation; `attendance` None: no answer yet."""
+
+    email: str
+    name: str
+    attendance: Literal["accepted", "declined", "tentative"] | None = None
+    answered_at: datetime | None = None
+    sequence: int | None = None
+    comment: str | None = None
+    proposed_starts_at: datetime | None = None
+    proposed_ends_at: datetime | None = None
+
+
 class PrereadView(BaseModel):
     preread_id: str
     title: str
@@ -158,6 +184,7 @@ class PrereadView(BaseModel):
     days_before: int
     sent_at: datetime | None = None
     reminded: bool = False
+    reminded_to: list[str] = Field(default_factory=list, description="reminded at their own morning (newer runs)")
     acknowledged: list[str] = Field(default_factory=list)
     missing: list[str] = Field(default_factory=list)
 
@@ -173,6 +200,7 @@ class EngagementStatus(BaseModel):
     format: EngagementFormat | None = None
     session: SessionPlan | None = None
     prereads: list[PrereadView] = Field(default_factory=list)
+    attendance: list[AttendanceView] = Field(default_factory=list, description="the participants' RSVPs")
     actions: list[ActionView] = Field(default_factory=list)
     cancel_reason: str | None = None
     outcomes_recorded_at: datetime | None = None

@@ -63,14 +63,17 @@ async def test_create_update_remove(store_ad: CalendarStore) -> None:
     await store_ad.upsert(eid, session(uid))
     created = parse(await store_ad.get(eid, uid))
     [event] = created.walk("VEVENT")
-    assert str(event["UID"]) == uid
+    assert str(event["UID"]) == f"{uid}@engage.localhost"  # globally unique: the mail domain
     assert event["SEQUENCE"] == 0
     assert event["SUMMARY"] == "Offsite"
     assert event["DTSTART"].params["TZID"] == "Europe/Berlin"
     assert event["DTSTART"].dt.hour == 9 and event["DTSTART"].dt == BERLIN_9AM
     assert [str(tz["TZID"]) for tz in created.walk("VTIMEZONE")] == ["Europe/Berlin"]
     assert "METHOD" not in created  # a stored calendar object carries no iTIP method
-    assert str(event["ORGANIZER"]) == "mailto:cora@consult.example"
+    # engage's own mailbox, and no server-side scheduling for any of them (RFC 6638 SCHEDULE-AGENT=CLIENT)
+    assert str(event["ORGANIZER"]) == "mailto:engage@engage.localhost"
+    assert event["ORGANIZER"].params["SCHEDULE-AGENT"] == "CLIENT"
+    assert all(a.params["SCHEDULE-AGENT"] == "CLIENT" for a in event.get("ATTENDEE") if hasattr(a, "params"))
     assert event["ATTENDEE"].params["RSVP"] == "TRUE"
 
     # Rescheduled: a day later, SEQUENCE + 1, the same UID replaces the event.

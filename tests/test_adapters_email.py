@@ -10,6 +10,7 @@ import re
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,10 @@ BERLIN_9AM = datetime(2027, 3, 4, 8, 0, tzinfo=UTC)  # 09:00 in Europe/Berlin (C
 
 REPLY_KINDS = {MessageKind.preread, MessageKind.preread_reminder, MessageKind.checkin_request,
                MessageKind.checkin_reminder}
-CALENDAR_KINDS = {MessageKind.invitation, MessageKind.invitation_cancel, MessageKind.action_assignment}
+CALENDAR_KINDS = {MessageKind.invitation, MessageKind.invitation_cancel, MessageKind.action_assignment,
+                  MessageKind.invitation_reminder, MessageKind.action_cancel}
+# An invitation's reply scope (no action, no pre-read): its token is the ICS ORGANIZER, where RSVPs come back.
+INVITATION_KINDS = {MessageKind.invitation, MessageKind.invitation_reminder}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -152,10 +156,12 @@ def make_message(kind: MessageKind, key: str | None = None, **overrides: Any) ->
             number=3,
             expires_at=NOW + timedelta(days=14),
         )
+    if kind in INVITATION_KINDS:
+        reply = ReplyScope(expires_at=NOW + timedelta(days=14))
     calendar = None
+    cancel = kind in (MessageKind.invitation_cancel, MessageKind.action_cancel)
     if kind in CALENDAR_KINDS:
-        calendar = session_entry("CANCEL" if kind == MessageKind.invitation_cancel else "REQUEST",
-                                 sequence=1 if kind == MessageKind.invitation_cancel else 0)
+        calendar = session_entry("CANCEL" if cancel else "REQUEST", sequence=1 if cancel else 0)
     values: dict[str, Any] = dict(
         engagement_id="acme-2027",
         key=key or f"acme-2027/{kind.value}/{uuid.uuid4().hex[:8]}",
@@ -273,6 +279,13 @@ async def test_every_kind_arrives_with_headers_and_parts(
         stored = await scopes.lookup(mailer_ad.pool, grant.scope_id)
         assert stored is not None and stored.engagement_id == "acme-2027" and stored.number == 3
         assert stored.recipient == "ana@acme.example"
+    elif kind in INVITATION_KINDS:
+        # An invitation's scope: no action, no pre-read; the same address is its ICS ORGANIZER.
+        reply_to = got["Reply-To"].addresses[0]
+        grant = check_token(reply_to.username.partition("+")[2], "reply", SECRET, NOW)
+        assert grant.scope_id is not None
+        stored = await scopes.lookup(mailer_ad.pool, grant.scope_id)
+        assert stored is not None and stored.is_invitation and stored.recipient == "ana@acme.example"
     else:
         assert got["Reply-To"] is None
 
@@ -294,10 +307,13 @@ async def test_invitation_carries_a_calendar_request(mailer_ad: Mailer, mail_sin
     assert cal["METHOD"] == "REQUEST"
     assert cal["VERSION"] == "2.0" and cal["PRODID"]
     [event] = cal.walk("VEVENT")
-    assert str(event["UID"]) == "acme-2027/session"
+    assert str(event["UID"]) == "acme-2027/session@engage.example"  # globally unique: the mail domain
     assert event["SEQUENCE"] == 0
     organizer = event["ORGANIZER"]
-    assert str(organizer) == "mailto:cora@consult.example" and organizer.params["CN"] == "Cora Consultant"
+    # The consultant's name at the signed reply address: the attendees' RSVPs come back to engage.
+    assert str(organizer) == f"mailto:{parseaddr(str(got['Reply-To']))[1]}"
+    assert organizer.params["CN"] == "Cora Consultant"
+    assert str(organizer).startswith("mailto:checkin+")
     attendees = event["ATTENDEE"]
     assert [str(a) for a in attendees] == ["mailto:ana@acme.example", "mailto:ben@acme.example"]
     for attendee in attendees:

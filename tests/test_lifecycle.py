@@ -15,6 +15,7 @@ from temporalio.api.enums.v1 import EventType, WorkflowExecutionStatus
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
+from adapters.calendar import CalendarStore
 from devstack.mailsink import MailSink
 from schemas.events import MessageSent, Phase
 from schemas.settings import Settings
@@ -31,6 +32,7 @@ from schemas.state import (
 )
 from store.events import read_log
 from tests.conftest import unique_id
+from tests.icalcheck import calendar_of, facts
 from tests.lifecycle import (
     action,
     execution_status,
@@ -148,7 +150,12 @@ async def test_engagement_from_start_to_closed(
 
     sent = [(e.occurred_at, e.event) for e in log if isinstance(e.event, MessageSent)]
     kinds = Counter(m.kind.value for _, m in sent)
-    assert kinds["invitation"] == 3
+    assert kinds["invitation"] == 4  # three participants, and the consultant's copy
+    # Nobody answered the invitation: one reminder each, three days before, at their own 09:00.
+    assert kinds["invitation_reminder"] == 3
+    reminded_rsvp = {m.recipients[0]: minute(at) for at, m in sent if m.kind.value == "invitation_reminder"}
+    assert reminded_rsvp["ana@acme.example"] == at_local(date(2027, 2, 8), 9, "America/Sao_Paulo")
+    assert reminded_rsvp["ben@acme.example"] == at_local(date(2027, 2, 8), 9, "Europe/Berlin")
     assert kinds["preread"] == 3
     assert kinds["action_assignment"] == 3
     assert kinds["report"] == 2
@@ -156,6 +163,9 @@ async def test_engagement_from_start_to_closed(
     # The pre-read reminder goes only to those who have not read it.
     reminded = sorted(r for _, m in sent if m.kind.value == "preread_reminder" for r in m.recipients)
     assert reminded == ["ben@acme.example", "chloe@acme.example"]
+    # ... at the reader's morning (09:00 local), the one nearest halfway between the pre-read and the session.
+    assert {minute(at) for at, m in sent if m.kind.value == "preread_reminder"} == {
+        at_local(date(2027, 2, 7), 9, "Europe/Berlin")}
     preread_at = {minute(at) for at, m in sent if m.kind.value == "preread"}
     assert preread_at == {at_local(date(2027, 2, 4), 9, "Europe/Berlin")}
     # Check-ins go out at 09:00 in each owner's zone, across the daylight-saving change of 2027-03-28.
@@ -200,6 +210,11 @@ async def test_cancel_during_follow_through_stops_every_child(
         await handle.execute_update(EW.cancel, CancelEngagement(reason="Client paused the programme"))
         final: EngagementStatus = await handle.result()
         await save_history(handle, "lifecycle_cancelled")
+        calendar = CalendarStore(settings)
+        try:
+            left_on_caldav = await calendar.list_uids(eid)
+        finally:
+            calendar.close()
         for child in ("A1", "A2"):
             status = await execution_status(env, f"{handle.id}/{child}")
             assert status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_COMPLETED
@@ -210,7 +225,28 @@ async def test_cancel_during_follow_through_stops_every_child(
     log = await read_log(pool, eid)
     after = [e.event for e in log if e.occurred_at >= cancelled_at]
     sent_after = [e for e in after if isinstance(e, MessageSent)]
-    assert {m.kind.value for m in sent_after} == {"report"}, "after a cancel only the final report is mailed"
+    # After a cancel: the final report, and the withdrawal of every due date (the session was already held).
+    assert {m.kind.value for m in sent_after} == {"report", "action_cancel"}
+    assert sorted(r for m in sent_after if m.kind.value == "action_cancel" for r in m.recipients) == [
+        "ana@acme.example", "ben@acme.example"]
+    # Every calendar entry engage mailed that still lies ahead is cancelled by mail, its SEQUENCE raised, both
+    # parsers agreeing; and nothing the engagement stored is left on the CalDAV server (Radicale).
+    mails = [m for m in sink_messages(mail_sink, eid) if m.get_content_maintype() == "multipart"
+             and any(p.get_content_type() == "text/calendar" for p in m.walk())]
+    requests: dict[str, int] = {}
+    cancels: dict[str, int] = {}
+    for mail in mails:
+        method, ics = calendar_of(mail)  # type: ignore[arg-type]
+        read = facts(ics)
+        assert read["method"] == method
+        for event in read["events"]:
+            (cancels if method == "CANCEL" else requests)[event["uid"]] = event["sequence"]
+            if method == "CANCEL":
+                assert event["status"] == "CANCELLED"
+    due = {uid for uid in requests if uid.endswith("/due@engage.localhost")}
+    assert due == {f"{eid}/A1/due@engage.localhost", f"{eid}/A2/due@engage.localhost"}
+    assert set(cancels) == due and all(cancels[uid] > requests[uid] for uid in due)
+    assert left_on_caldav == []
     assert log[-1].event.type == "engagement_cancelled" or any(e.type == "engagement_cancelled" for e in after)
     checkins = [e for e in log if isinstance(e.event, MessageSent) and e.event.kind.value == "checkin_request"]
     assert checkins and all(e.occurred_at < cancelled_at for e in checkins)

@@ -30,7 +30,7 @@ async def test_preview_lists_every_message_at_its_local_time() -> None:
     outcomes = load("outcomes.yaml", Outcomes)
     result = await preview(scoping, outcomes)  # type: ignore[arg-type]
     kinds = Counter(i.kind for i in result.items)
-    assert kinds["invitation"] == 3
+    assert kinds["invitation"] == 4  # three participants and the consultant's copy
     assert kinds["action_assignment"] == 2
     assert kinds["report"] == 2
     assert kinds["checkin_request"] >= 2 * 5, "14-day cadence over 90 days, two owners"
@@ -53,5 +53,6 @@ async def test_preview_command_json_without_outcomes() -> None:
     out, err = await proc.communicate()
     assert proc.returncode == 0, err.decode()
     result = Preview.model_validate_json(out)
-    assert {i.kind for i in result.items} == {"invitation", "calendar"}
+    # Nobody answers in a preview: the reminder to answer the invitation is part of what would happen.
+    assert {i.kind for i in result.items} == {"invitation", "invitation_reminder", "calendar"}
     assert result.horizon_end is None

@@ -22,11 +22,16 @@ with workflow.unsafe.imports_passed_through():
     from domain.schedule import local_date, local_label, next_checkin
     from domain.session import (
         default_days,
+        event_summary,
+        morning_reminder_at,
         outcomes_reminder_at,
         preread_reminder_at,
         preread_send_at,
+        rsvp_reminder_at,
         schedule_error,
         session_bounds,
+        session_days,
+        venue_words,
     )
     from schemas import events as ev
     from schemas.answers import AnswerResult
@@ -40,12 +45,14 @@ with workflow.unsafe.imports_passed_through():
         OutboundMessage,
         Recipient,
         ReplyScope,
+        SessionDay,
     )
     from schemas.recommendation import Agenda, EngagementFormat, Recommendation
     from schemas.state import (
         AcknowledgePreread,
         ActionView,
         AddPreread,
+        AttendanceView,
         BlockAction,
         CancelEngagement,
         ChooseFormat,
@@ -54,6 +61,7 @@ with workflow.unsafe.imports_passed_through():
         FollowThroughInput,
         PrereadView,
         RecordOutcomes,
+        RecordRsvp,
         ReportMetric,
         ScheduleSession,
         SessionPlan,
@@ -77,6 +85,9 @@ M = TypeVar("M", bound=BaseModel)
 PARENT_READS_CHILD_RESULTS = "parent-reads-child-results"
 FORMAT_RECORDED_BY_THE_LIFECYCLE = "format-recorded-by-the-lifecycle"
 ANSWER_VERDICTS = "answer-verdicts"
+# Issue 17: the consultant gets a copy of the invitation, RSVPs are read and reminded, pre-read reminders go at
+# each recipient's morning, and a cancel withdraws every calendar entry (session and due dates) by mail and CalDAV.
+CALENDARS_STAY_RIGHT = "calendars-stay-right"
 
 
 def _parse(model: type[M], raw: Any) -> M:
@@ -114,6 +125,10 @@ class EngagementWorkflow:
         self._cancel: CancelEngagement | None = None
         self._sa_values: dict[str, object] = {}
         self._format_choice: ChooseFormat | None = None  # chosen, not yet logged
+        self._calendars_v2: bool | None = None  # CALENDARS_STAY_RIGHT, once asked
+        self._rsvps: dict[str, AttendanceView] = {}  # the latest answer of each participant
+        self._invited_at: datetime | None = None
+        self._rsvp_reminded: set[str] = set()  # "sequence/email"
 
     # === the lifecycle ======================================================================================
 
@@ -169,8 +184,10 @@ class EngagementWorkflow:
             if now >= session.starts_at:
                 return
             await self._send_due_prereads(now)
-            deadline = min([session.starts_at, *self._preread_deadlines()])
-            await self._wait(lambda: self._session_changed or self._has_unsent_due_prereads(),
+            await self._send_due_rsvp_reminders(now)
+            deadline = min([session.starts_at, *self._preread_deadlines(), *self._rsvp_deadlines()])
+            await self._wait(lambda: (self._session_changed or self._has_unsent_due_prereads()
+                                      or self._has_due_rsvp_reminders()),
                              f"Wait until {self._local(deadline)}", until=deadline)
 
     async def _session_phase(self) -> None:
@@ -265,7 +282,9 @@ class EngagementWorkflow:
             closed = await child
             self._actions[closed.action_id] = closed
         session = self._session
-        if session is not None and workflow.now() < session.starts_at:
+        if self._calendars_stay_right():
+            await self._withdraw_calendar_entries()
+        elif session is not None and workflow.now() < session.starts_at:
             await asyncio.gather(*(self._invitation(p, method="CANCEL") for p in self._participants()))
             await workflow.execute_activity(
                 "remove_calendar_entry", CalendarRemoval(engagement_id=self._id, uid=self._session_uid()),
@@ -461,6 +480,53 @@ class EngagementWorkflow:
         self._require_action(request.action_id)
 
     @workflow.update
+    async def record_rsvp(self, raw: Any) -> AttendanceView:
+        """An attendee's RSVP (read from their calendar's iMIP REPLY or COUNTER by the inbound paths): recorded,
+        shown in `status`, counted in AttendeesDeclined; the consultant is told of a decline."""
+        request = _parse(RecordRsvp, raw)
+        session = self._current_session()
+        participant = self._scoping.participant(request.attendee)
+        assert participant is not None
+        earlier = self._rsvps.get(participant.email)
+        view = AttendanceView(email=participant.email, name=participant.name, attendance=request.attendance,
+                              answered_at=workflow.now(), sequence=request.sequence, comment=request.comment,
+                              proposed_starts_at=request.proposed_starts_at,
+                              proposed_ends_at=request.proposed_ends_at)
+        self._rsvps[participant.email] = view
+        answer_key = request.answer_id or f"{request.sequence}/{participant.email}/{workflow.uuid4()}"
+        await record(self._id, (f"rsvp/{answer_key}", ev.RsvpRecorded(
+            email=participant.email, attendance=request.attendance, sequence=request.sequence,
+            method=request.method, comment=request.comment, proposed_starts_at=request.proposed_starts_at,
+            proposed_ends_at=request.proposed_ends_at)),
+            summary=f"Record {participant.email}'s answer to the invitation: {request.attendance}")
+        newly_declined = request.attendance == "declined" and request.sequence == session.sequence and not (
+            earlier is not None and earlier.attendance == "declined" and earlier.sequence == session.sequence)
+        if newly_declined:
+            consultant = self._scoping.consultant
+            await send(self._message(
+                ev.MessageKind.rsvp_declined, f"rsvp/{session.sequence}/{participant.email}/declined",
+                Recipient(name=consultant.name, email=consultant.email, timezone=consultant.timezone),
+                attendee_name=participant.name, attendee_email=participant.email, attendance="declined",
+                reason=request.comment,
+                summary=f"Tell {consultant.email} that {participant.email} declined the session"))
+        self._upsert_search_attributes()
+        return view
+
+    @record_rsvp.validator
+    def _validate_record_rsvp(self, raw: Any) -> None:
+        request = _parse(RecordRsvp, raw)
+        self._require_open()
+        if self._session is None:
+            raise _reject("rsvp: no session has been scheduled, so there is no invitation to answer")
+        if self._scoping.participant(request.attendee) is None:
+            raise _reject(f"rsvp: {request.attendee} is not a participant of {self._id}")
+        if request.sequence > self._session.sequence:
+            raise _reject(f"rsvp: sequence {request.sequence} answers no invitation engage sent "
+                          f"(the latest is {self._session.sequence})")
+        if workflow.now() >= self._session.ends_at:
+            raise _reject("rsvp: the session is over")
+
+    @workflow.update
     async def cancel(self, raw: Any) -> None:
         self._cancel = _parse(CancelEngagement, raw)
 
@@ -540,7 +606,7 @@ class EngagementWorkflow:
             engagement_id=self._id, client=self._scoping.client, timezone=self._scoping.timezone,
             consultant=self._scoping.consultant, sponsor=self._scoping.sponsor, phase=self._phase,
             recommendation=self._recommendation, format=self._format, session=self._session,
-            prereads=self._prereads, actions=list(self._actions.values()),
+            prereads=self._prereads, attendance=self._attendance(), actions=list(self._actions.values()),
             cancel_reason=self._cancel.reason if self._cancel else None,
             outcomes_recorded_at=self._outcomes_at, horizon_end=self._horizon_end,
         )
@@ -588,6 +654,8 @@ class EngagementWorkflow:
             sa.NEXT_CHECKIN_AT.name: min(open_times) if open_times else None,
             sa.ACTIONS_AT_RISK.name: sum(v.status is ActionStatus.at_risk for v in self._actions.values()),
         }
+        if self._calendars_v2:  # older runs never set it: their upserts stay as recorded
+            wanted[sa.ATTENDEES_DECLINED.name] = sum(a.attendance == "declined" for a in self._attendance())
         updates: list[SearchAttributeUpdate] = []
         keys = {k.name: k for k in sa.ALL_KEYS}
         for name, value in wanted.items():
@@ -662,19 +730,51 @@ class EngagementWorkflow:
 
     # --- invitations ------------------------------------------------------------------------------------
 
+    def _calendars_stay_right(self) -> bool:
+        """CALENDARS_STAY_RIGHT, asked once (the first invitation or the cancel) and remembered."""
+        if self._calendars_v2 is None:
+            self._calendars_v2 = workflow.patched(CALENDARS_STAY_RIGHT)
+        return self._calendars_v2
+
+    def _consultant(self) -> Recipient:
+        c = self._scoping.consultant
+        return Recipient(name=c.name, email=c.email, timezone=c.timezone)
+
     def _session_entry(self, method: str) -> CalendarEntry:
         session = self._current_session()
         consultant = self._scoping.consultant
-        fmt = (self._format or self._recommendation.format).value.replace("_", " ")
+        fmt = self._format or self._recommendation.format
+        if not self._calendars_v2:  # as older runs wrote it
+            return CalendarEntry(
+                uid=self._session_uid(), sequence=session.sequence, method=method,  # type: ignore[arg-type]
+                summary=f"{self._scoping.client}: {fmt.value.replace('_', ' ')}",
+                description="\n".join(self._agenda_lines()),
+                starts_at=session.starts_at, ends_at=session.ends_at, timezone=session.timezone,
+                location=self._recommendation.location.value,
+                organizer=Recipient(name=consultant.name, email=consultant.email),
+                attendees=self._participants(),
+            )
+        days = session_days(session.starts_at, session.ends_at, session.days, session.timezone, session.agenda)
         return CalendarEntry(
-            uid=self._session_uid(), sequence=session.sequence, method=method,  # type: ignore[arg-type]
-            summary=f"{self._scoping.client}: {fmt}",
+            # A cancel raises the SEQUENCE (RFC 5546 3.2.5): clients ignore a CANCEL no newer than what they hold.
+            uid=self._session_uid(), sequence=session.sequence + (method == "CANCEL"),
+            method=method,  # type: ignore[arg-type]
+            summary=event_summary(self._scoping.client, fmt),
             description="\n".join(self._agenda_lines()),
             starts_at=session.starts_at, ends_at=session.ends_at, timezone=session.timezone,
-            location=self._recommendation.location.value,
+            days=[SessionDay(starts_at=a, ends_at=b) for a, b in days] if len(days) > 1 else [],
+            location=venue_words(self._recommendation.location),
+            # The adapter puts the signed reply address in the ORGANIZER: the RSVPs come back to engage.
             organizer=Recipient(name=consultant.name, email=consultant.email),
+            chair=Recipient(name=consultant.name, email=consultant.email),
             attendees=self._participants(),
         )
+
+    def _invitation_reply(self) -> ReplyScope | None:
+        # An invitation's scope (no action, no pre-read): the attendee's RSVP, until the session has ended.
+        if not self._calendars_v2:
+            return None
+        return ReplyScope(expires_at=self._current_session().ends_at + timedelta(days=1))
 
     async def _invitation(self, to: Recipient, method: str = "REQUEST") -> None:
         session = self._current_session()
@@ -682,19 +782,102 @@ class EngagementWorkflow:
         step = f"invitation/{session.sequence}/{to.email}" if method == "REQUEST" else f"invitation/cancel/{to.email}"
         await send(self._message(
             kind, step, to, calendar=self._session_entry(method),
+            reply=self._invitation_reply() if method == "REQUEST" else None,
             reason=self._cancel.reason if self._cancel else None,
             summary=(f"Invite {to.email} to the session on "
                      f"{local_label(session.starts_at, to.timezone or session.timezone)}"
                      if method == "REQUEST" else f"Cancel the session for {to.email}")))
 
+    def _invitees(self) -> list[Recipient]:
+        """Who gets the invitation: the participants, and (newer runs) the consultant, a copy for their calendar."""
+        if self._calendars_v2 and self._scoping.participant(self._scoping.consultant.email) is None:
+            return [*self._participants(), self._consultant()]
+        return self._participants()
+
     async def _invite(self) -> None:
         session = self._current_session()
+        self._calendars_stay_right()
         await workflow.execute_activity(
             "upsert_calendar_entry", CalendarUpsert(engagement_id=self._id, entry=self._session_entry("REQUEST")),
             start_to_close_timeout=IO_TIMEOUT, retry_policy=IO_RETRY,
             summary=f"Put the session on the calendar: {self._local(session.starts_at)} "
                     f"(sequence {session.sequence})")
-        await asyncio.gather(*(self._invitation(p) for p in self._participants()))
+        await asyncio.gather(*(self._invitation(p) for p in self._invitees()))
+        self._invited_at = workflow.now()
+        if self._calendars_v2:
+            self._upsert_search_attributes()
+
+    async def _withdraw_calendar_entries(self) -> None:
+        """A cancel withdraws every calendar entry engage made: each gets METHOD:CANCEL with its SEQUENCE raised,
+        and leaves the CalDAV calendar. A session that has already begun is not cancelled by mail (it took place;
+        a CANCEL would erase it from the attendees' calendars) but leaves the CalDAV calendar too."""
+        session = self._session
+        if session is not None:
+            if workflow.now() < session.starts_at:
+                await asyncio.gather(*(self._invitation(p, method="CANCEL") for p in self._invitees()))
+            await workflow.execute_activity(
+                "remove_calendar_entry", CalendarRemoval(engagement_id=self._id, uid=self._session_uid()),
+                start_to_close_timeout=IO_TIMEOUT, retry_policy=IO_RETRY,
+                summary="Remove the session from the calendar")
+        for view in self._actions.values():
+            entry = self._due_entry(view, "CANCEL")
+            owner = Recipient(name=view.owner.name, email=view.owner.email, timezone=view.owner.timezone)
+            await send(self._message(
+                ev.MessageKind.action_cancel, f"{view.action_id}/due/cancel", owner, calendar=entry,
+                action_id=view.action_id, action_title=view.title, owner_name=view.owner.name, due=view.due,
+                reason=self._cancel.reason if self._cancel else None,
+                summary=f"Cancel the due date of '{view.title}' for {view.owner.email}"))
+            await workflow.execute_activity(
+                "remove_calendar_entry", CalendarRemoval(engagement_id=self._id, uid=entry.uid),
+                start_to_close_timeout=IO_TIMEOUT, retry_policy=IO_RETRY,
+                summary=f"Remove the due date of '{view.title}' from the calendar")
+
+    # --- RSVPs ------------------------------------------------------------------------------------------
+
+    def _attendance(self) -> list[AttendanceView]:
+        """Each participant's answer to the current invitation; an answer to an earlier date counts as none."""
+        session = self._session
+        result = []
+        for p in self._participants():
+            answer = self._rsvps.get(p.email)
+            if answer is not None and session is not None and answer.sequence == session.sequence:
+                result.append(answer)
+            else:
+                result.append(AttendanceView(email=p.email, name=p.name))
+        return result
+
+    def _rsvp_due(self) -> list[tuple[datetime, Recipient]]:
+        """(when, whom) of the reminders still to send: one per participant who has not answered, three days
+        before the session at their morning, when the invitation went out before then."""
+        if not self._calendars_v2 or self._invited_at is None or self._session_changed:
+            return []
+        session = self._current_session()
+        answered = {a.email for a in self._attendance() if a.attendance is not None}
+        due = []
+        for p in self._participants():
+            if p.email in answered or f"{session.sequence}/{p.email}" in self._rsvp_reminded:
+                continue
+            at = rsvp_reminder_at(session.starts_at, p.timezone or session.timezone)
+            if self._invited_at < at < session.starts_at:
+                due.append((at, p))
+        return due
+
+    def _rsvp_deadlines(self) -> list[datetime]:
+        return [at for at, _ in self._rsvp_due()]
+
+    def _has_due_rsvp_reminders(self) -> bool:
+        now = workflow.now()
+        return any(at <= now for at in self._rsvp_deadlines())
+
+    async def _send_due_rsvp_reminders(self, now: datetime) -> None:
+        session = self._current_session()
+        due = [p for at, p in self._rsvp_due() if at <= now]
+        for p in due:
+            self._rsvp_reminded.add(f"{session.sequence}/{p.email}")
+        await asyncio.gather(*(send(self._message(
+            ev.MessageKind.invitation_reminder, f"invitation/{session.sequence}/reminder/{p.email}", p,
+            calendar=self._session_entry("REQUEST"), reply=self._invitation_reply(),
+            summary=f"Remind {p.email} to answer the invitation")) for p in due))
 
     # --- pre-reads --------------------------------------------------------------------------------------
 
@@ -704,9 +887,23 @@ class EngagementWorkflow:
         for p in self._prereads:
             if p.sent_at is None:
                 deadlines.append(preread_send_at(session.starts_at, p.days_before))
-            elif not p.reminded and p.missing:
+            elif self._calendars_v2 and p.missing:
+                deadlines += [at for at, _ in self._preread_reminders(p)]
+            elif not self._calendars_v2 and not p.reminded and p.missing:
                 deadlines.append(preread_reminder_at(p.sent_at, session.starts_at))
         return deadlines
+
+    def _preread_reminders(self, p: PrereadView) -> list[tuple[datetime, Recipient]]:
+        """(when, whom) of a pre-read's reminders still to send: at each reader's local morning."""
+        assert p.sent_at is not None
+        session = self._current_session()
+        due = []
+        for r in self._participants():
+            if r.email in p.missing and r.email not in p.reminded_to:
+                at = morning_reminder_at(p.sent_at, session.starts_at, r.timezone or session.timezone)
+                if at is not None:
+                    due.append((at, r))
+        return due
 
     def _preread_reply(self, preread: PrereadView) -> ReplyScope:
         # "read" in a reply acknowledges this pre-read, until a week after the session.
@@ -725,7 +922,15 @@ class EngagementWorkflow:
                     ev.MessageKind.preread, f"preread/{p.preread_id}/{to.email}", to,
                     preread_title=p.title, preread_url=p.url, reply=self._preread_reply(p),
                     summary=f"Send pre-read '{p.title}' to {to.email}")) for to in self._participants()))
-            elif (p.sent_at is not None and not p.reminded and p.missing
+            elif p.sent_at is not None and self._calendars_v2 and p.missing:
+                due = [r for at, r in self._preread_reminders(p) if at <= now]
+                p.reminded_to += [r.email for r in due]
+                p.reminded = p.reminded or bool(due)
+                await asyncio.gather(*(send(self._message(
+                    ev.MessageKind.preread_reminder, f"preread/{p.preread_id}/reminder/{to.email}", to,
+                    preread_title=p.title, preread_url=p.url, reply=self._preread_reply(p),
+                    summary=f"Remind {to.email} of pre-read '{p.title}'")) for to in due))
+            elif (p.sent_at is not None and not p.reminded and p.missing and not self._calendars_v2
                   and now >= preread_reminder_at(p.sent_at, session.starts_at)):
                 p.reminded = True
                 missing = [r for r in self._participants() if r.email in p.missing]
@@ -736,16 +941,22 @@ class EngagementWorkflow:
 
     # --- actions ----------------------------------------------------------------------------------------
 
-    async def _assign(self, view: ActionView) -> None:
+    def _due_entry(self, view: ActionView, method: str = "REQUEST") -> CalendarEntry:
         consultant = self._scoping.consultant
         owner = Recipient(name=view.owner.name, email=view.owner.email, timezone=view.owner.timezone)
-        entry = CalendarEntry(
+        return CalendarEntry(
             uid=f"{self._id}/{view.action_id}/due", summary=f"Due: {view.title}",
+            sequence=1 if method == "CANCEL" else 0, method=method,  # type: ignore[arg-type]
             description=f"{view.metric.name}: from {view.metric.baseline:g} to {view.metric.target:g} "
                         f"{view.metric.unit}",
             all_day=view.due, timezone=view.owner.timezone,
             organizer=Recipient(name=consultant.name, email=consultant.email), attendees=[owner],
+            rsvp=False,
         )
+
+    async def _assign(self, view: ActionView) -> None:
+        owner = Recipient(name=view.owner.name, email=view.owner.email, timezone=view.owner.timezone)
+        entry = self._due_entry(view)
         await workflow.execute_activity(
             "upsert_calendar_entry", CalendarUpsert(engagement_id=self._id, entry=entry),
             start_to_close_timeout=IO_TIMEOUT, retry_policy=IO_RETRY,

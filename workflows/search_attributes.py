@@ -14,8 +14,11 @@ CLIENT_NAME = SearchAttributeKey.for_keyword("ClientName")
 CONSULTANT = SearchAttributeKey.for_keyword("Consultant")
 NEXT_CHECKIN_AT = SearchAttributeKey.for_datetime("NextCheckInAt")
 ACTIONS_AT_RISK = SearchAttributeKey.for_int("ActionsAtRisk")
+# Participants who declined the current invitation (their RSVP, read by the inbound paths).
+ATTENDEES_DECLINED = SearchAttributeKey.for_int("AttendeesDeclined")
 
-ALL_KEYS = (ENGAGEMENT_PHASE, ENGAGEMENT_FORMAT, CLIENT_NAME, CONSULTANT, NEXT_CHECKIN_AT, ACTIONS_AT_RISK)
+ALL_KEYS = (ENGAGEMENT_PHASE, ENGAGEMENT_FORMAT, CLIENT_NAME, CONSULTANT, NEXT_CHECKIN_AT, ACTIONS_AT_RISK,
+            ATTENDEES_DECLINED)
 
 # The names the `temporal` CLI and admin tools use for each type.
 _CLI_TYPE = {"KEYWORD": "Keyword", "DATETIME": "Datetime", "INT": "Int"}
