@@ -312,6 +312,9 @@ def read_rsvp(ics: bytes | str) -> Rsvp:
     partstat = str(attendee.params.get("PARTSTAT", "")).upper() if hasattr(attendee, "params") else ""
     comment = event.get("COMMENT")
     comment_text = " ".join(str(comment[0] if isinstance(comment, list) else comment).split()) if comment else None
+    if not comment_text and hasattr(attendee, "params"):
+        # Google Calendar puts the attendee's note in a parameter of their ATTENDEE line.
+        comment_text = " ".join(str(attendee.params.get("X-RESPONSE-COMMENT", "")).split()) or None
     starts = ends = None
     if method == "COUNTER":
         starts = _utc(event.decoded("DTSTART")) if "DTSTART" in event else None

@@ -7,6 +7,14 @@ header are that person. Its own text (adapters/reply_reading.py: quotes, forward
 read by a strict grammar: a value -> `report_metric`, `snooze N days|weeks` -> `snooze_action`,
 `blocked: reason` -> `block_action`, `read`/`done` to a pre-read -> `acknowledge_preread`. Nothing is guessed.
 
+An invitation's token is its ICS ORGANIZER, so an attendee's calendar sends its RSVP here: a `text/calendar`
+part with METHOD:REPLY (PARTSTAT ACCEPTED, DECLINED, TENTATIVE) or METHOD:COUNTER is read before any text
+(adapters/ics.py `read_rsvp`). It counts only when the token is an invitation's, the sender checks above pass,
+the one ATTENDEE in it is the person the token was made for, and the UID is this engagement's session: then it
+becomes the `record_rsvp` update (250). An RSVP gets no answer mail: the attendee's calendar already shows
+their answer, and a mail about it would be noise. Automatic-reply headers do not stop it (an RSVP is made by a
+machine by nature, and nothing is mailed back, so no loop can start).
+
 Every correctly signed reply gets an answer mail, threaded under it: what was recorded and the resulting
 status, or why nothing was ("A1 closed (achieved) before this value", "the first line is not a number").
 A bare 550 stays for forged, expired or unparseable mail only.
@@ -36,6 +44,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from adapters.email import REPLY_LOCAL_PART, Mailer, PermanentDeliveryError, header_safe
+from adapters.ics import NotAnRsvp, Rsvp, ics_uid, mail_domain, read_rsvp
 from adapters.mail_auth import authentication_error
 from adapters.mime_limits import ParserBusy, parse_limited
 from adapters.reply_reading import Reading, own_text, read_answer
@@ -47,7 +56,15 @@ from schemas.common import one_line
 from schemas.events import MessageKind
 from schemas.messages import MessageContext, OutboundMessage, Recipient, ReplyScope
 from schemas.settings import Settings
-from schemas.state import AcknowledgePreread, ActionView, BlockAction, EngagementStatus, ReportMetric, SnoozeAction
+from schemas.state import (
+    AcknowledgePreread,
+    ActionView,
+    BlockAction,
+    EngagementStatus,
+    RecordRsvp,
+    ReportMetric,
+    SnoozeAction,
+)
 from store import inbound, scopes
 from store.inbound import Channel
 
@@ -75,6 +92,7 @@ Rejection = Literal[
     "unreadable",  # the own text does not follow the grammar
     "wrong_scope",  # e.g. `read` to a check-in, or a number to a pre-read
     "not_accepted",  # the follow-through refused it (e.g. the action closed before it)
+    "not_an_rsvp",  # a calendar part that answers nothing we sent (another UID, NEEDS-ACTION, ...)
     "engagement_not_running",  # no such workflow, or it has completed
 ]
 Deferral = Literal["temporal_unavailable", "database_unavailable", "answer_not_sent", "parser_busy"]
@@ -106,6 +124,8 @@ class ReplyOutcome(BaseModel):
             return "250 2.0.0 already handled (duplicate): nothing changed"
         if self.reason == "auto_reply":
             return "250 2.0.0 automatic reply ignored (auto_reply)"
+        if self.reason == "not_an_rsvp":
+            return f"250 2.0.0 calendar answer not recorded (not_an_rsvp): {detail}"
         if self.reason not in _REFUSED_FOR_GOOD:
             return f"250 2.0.0 answered, nothing changed ({self.reason}): {detail}"
         code = ("5.7.1" if self.reason in ("malformed_token", "bad_signature", "expired", "unknown_scope",
@@ -205,7 +225,8 @@ def _update_for(scope: AnswerScope, reading: Reading, note: str) -> tuple[str, B
         if reading.kind == "ack":
             return "acknowledge_preread", AcknowledgePreread(participant=scope.recipient, preread_id=scope.preread_id)
         raise _Reject("wrong_scope", "a pre-read takes `read` or `done`")
-    raise _Reject("wrong_scope", "this reply address names no action and no pre-read")
+    raise _Reject("wrong_scope", "to answer an invitation, accept or decline it in your calendar: engage reads "
+                                 "that answer, not the text of a mail")
 
 
 _TRANSIENT = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED,
@@ -322,6 +343,8 @@ async def apply_reply(
     scope: AnswerScope | None = None
     reading: Reading | None = None
     message_id: str | None = None
+    calendar: bytes | None = None
+    rsvp: Rsvp | None = None
 
     def outcome(kind: Literal["applied", "rejected", "deferred"], reason: Rejection | Deferral | None,
                 detail: str, answer: str | None = None) -> ReplyOutcome:
@@ -358,6 +381,24 @@ async def apply_reply(
         unauthenticated = authentication_error(parsed, settings)
         if unauthenticated:
             raise _Reject("unauthenticated", unauthenticated)
+        calendar = calendar_answer(parsed) if scope.is_invitation else None
+        if calendar is not None:
+            rsvp = _rsvp_of(calendar, scope, settings)
+    except _Reject as refused:
+        return outcome("rejected", refused.reason, refused.detail)
+    except ReplyDeferred as deferred:
+        return outcome("deferred", deferred.reason, str(deferred))
+    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+        return outcome("deferred", "database_unavailable", type(exc).__name__)
+    if calendar is not None and rsvp is not None:
+        try:
+            verdict = await _decide_rsvp(pool, client, scope, rsvp, message_id, sender, channel, timeout)
+        except ReplyDeferred as deferred:
+            return outcome("deferred", deferred.reason, str(deferred))
+        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+            return outcome("deferred", "database_unavailable", type(exc).__name__)
+        return outcome(*verdict)
+    try:
         if _is_automatic(parsed):
             raise _Reject("auto_reply", "automatic replies are ignored")
     except _Reject as refused:
@@ -390,6 +431,72 @@ async def apply_reply(
 
 
 Verdict = tuple[Literal["applied", "rejected"], Rejection | None, str]
+
+
+def calendar_answer(message: EmailMessage) -> bytes | None:
+    """The iCalendar object of an RSVP: the first `text/calendar` part (or `.ics` attachment) whose METHOD is
+    REPLY or COUNTER; None when the mail carries none."""
+    for part in message.walk():
+        if part.is_multipart():
+            continue
+        ctype = part.get_content_type()
+        filename = (part.get_filename() or "").lower()
+        if ctype not in ("text/calendar", "application/ics") and not filename.endswith(".ics"):
+            continue
+        payload = part.get_payload(decode=True)
+        if not isinstance(payload, bytes):
+            continue
+        method = str(part.get_param("method") or "").upper()
+        if method in ("REPLY", "COUNTER") or re.search(rb"^METHOD:(REPLY|COUNTER)\s*$", payload, re.M | re.I):
+            return payload
+    return None
+
+
+def _rsvp_of(calendar: bytes, scope: AnswerScope, settings: Settings) -> Rsvp:
+    """The RSVP, checked against the invitation's token: the one attendee is its recipient, the UID its session."""
+    try:
+        rsvp = read_rsvp(calendar)
+    except NotAnRsvp as exc:
+        raise _Reject("not_an_rsvp", str(exc)) from None
+    if rsvp.attendee != scope.recipient:
+        # The token was made for one attendee: an answer for someone else is forged, whoever sent it.
+        raise _Reject("spoofed_sender", "the attendee in this answer is not the person the invitation went to")
+    session_uid = f"{scope.engagement_id}/session"
+    if rsvp.uid not in (ics_uid(session_uid, mail_domain(settings.mail_from)), session_uid):
+        raise _Reject("not_an_rsvp", "this answer is for another calendar entry than the invitation")
+    if rsvp.attendance is None:
+        raise _Reject("not_an_rsvp", "the answer neither accepts, declines nor tentatively accepts")
+    return rsvp
+
+
+async def _decide_rsvp(pool: asyncpg.Pool, client: Client, scope: AnswerScope, rsvp: Rsvp, message_id: str,
+                       sender: str, channel: Channel, timeout: timedelta) -> Verdict:
+    """Record the RSVP once (the ledger, then `record_rsvp` with an update id from the Message-ID)."""
+    status = await inbound.reserve(
+        pool, message_id=message_id, engagement_id=scope.engagement_id, action_id=None, preread_id=None,
+        sender=sender, command="rsvp", channel=channel)
+    if status != "pending":
+        return "rejected", "duplicate", f"this answer was {status} before"
+    answer_id = "rsvp/" + hashlib.sha256(message_id.encode()).hexdigest()[:32]
+    assert rsvp.attendance is not None
+    try:
+        payload = RecordRsvp(attendee=scope.recipient, attendance=rsvp.attendance, sequence=min(rsvp.sequence,
+                             1_000_000), method=rsvp.method, comment=(rsvp.comment or None) and rsvp.comment[:4000],
+                             proposed_starts_at=rsvp.proposed_starts_at, proposed_ends_at=rsvp.proposed_ends_at,
+                             answer_id=answer_id)
+    except ValidationError as exc:
+        detail = f"the answer cannot be recorded: {one_line(exc)}"
+        await inbound.finish(pool, message_id, "rejected", "not_an_rsvp", detail, None)
+        return "rejected", "not_an_rsvp", detail
+    try:
+        await _execute(client, scope, "record_rsvp", payload, answer_id, timeout)
+    except _Reject as refused:
+        await inbound.finish(pool, message_id, "rejected", refused.reason, refused.detail, None)
+        return "rejected", refused.reason, refused.detail
+    told = f"{scope.recipient} {rsvp.attendance} the invitation" + (
+        " and proposed another time" if rsvp.method == "COUNTER" else "")
+    await inbound.finish(pool, message_id, "applied", None, told, None)
+    return "applied", None, told
 
 
 async def _decide(conn: asyncpg.Pool, client: Client, scope: AnswerScope, reading: Reading, message_id: str,

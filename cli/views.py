@@ -55,6 +55,8 @@ def print_status(console: Console, s: EngagementStatus) -> None:
         console.print(f"Session: {local_label(s.session.starts_at, s.session.timezone)}, {s.session.days:g} days")
         if s.session.agenda:
             console.print(agenda_table(s.session.agenda, "Agenda as held"))
+    if s.session and s.attendance:
+        print_attendance(console, s)
     for p in s.prereads:
         missing = ", ".join(p.missing) if p.missing else "everyone has read it"
         console.print(f"Pre-read {p.preread_id} '{p.title}': not acknowledged by {missing}")
@@ -69,6 +71,24 @@ def print_status(console: Console, s: EngagementStatus) -> None:
         table.add_row(f"{a.action_id} {a.title}", a.owner.name, last, f"{a.metric.target:g} {a.metric.unit}",
                       Text(a.status.value, style=STATUS_STYLE.get(a.status.value, "")), nxt)
     console.print(table)
+
+
+def print_attendance(console: Console, s: EngagementStatus) -> None:
+    """Who accepted, declined, or has not answered the invitation (their calendars' RSVPs)."""
+    groups: dict[str, list[str]] = {"accepted": [], "tentative": [], "declined": [], "not answered": []}
+    for a in s.attendance:
+        groups[a.attendance or "not answered"].append(a.email)
+    line = [("Invitation: ", "bold")]
+    for label, style in (("accepted", "green"), ("tentative", "yellow"), ("declined", "red"),
+                         ("not answered", "dim")):
+        if groups[label]:
+            line.append((f"{label} {len(groups[label])} ", style))
+            line.append(("(" + ", ".join(groups[label]) + ")  ", ""))
+    console.print(styled(*line))
+    for a in s.attendance:
+        if a.proposed_starts_at is not None and s.session is not None:
+            console.print(f"  {a.email} proposed {local_label(a.proposed_starts_at, s.session.timezone)}"
+                          + (f": {a.comment}" if a.comment else ""))
 
 
 def print_list(console: Console, result: EngagementList) -> None:
