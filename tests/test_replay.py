@@ -4,7 +4,9 @@ Histories come from real runs of these tests: `ENGAGE_RECORD_HISTORIES=1 pytest 
 tests/test_history_bounds.py` rewrites tests/histories/. A change to a workflow that alters its commands must
 be wrapped in `workflow.patched(...)`, or this test fails. Histories of older code are kept, renamed, so the
 old paths keep replaying: `v1_*` from before the `parent-reads-child-results` patch, `v2_*` from before
-`checkin-in-one-activity`, `v3_*` from before `answer-verdicts` (an answer waits for its own verdict).
+`checkin-in-one-activity`, `v3_*` from before `answer-verdicts` (an answer waits for its own verdict), `v4_*`
+from before `calendars-stay-right` (issue 17: the consultant's copy, RSVP reminders, morning pre-read reminders,
+every calendar entry withdrawn on a cancel).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ def test_histories_were_recorded() -> None:
     assert "v1_lifecycle_closed.json" in names, "a run from before the parent-reads-child-results patch"
     assert "v2_year_weekly.A1.run2.json" in names, "a run from before the checkin-in-one-activity patch"
     assert "v3_lifecycle_closed.json" in names, "a run from before the answer-verdicts patch"
+    assert "v4_lifecycle_cancelled.json" in names, "a run from before the calendars-stay-right patch"
 
 
 @pytest.mark.parametrize("sandbox", [True, False], ids=["sandboxed", "unsandboxed"])
