@@ -207,18 +207,20 @@ async def test_smtp_down_the_workflow_retries_with_backoff_then_delivers_once(
         await handle.execute_update(EW.choose_format, ChooseFormat(format="combined"))
         await handle.execute_update(EW.schedule_session, ScheduleSession(on=date(2027, 2, 11)))
 
-        # Three invitations, each failing against the closed port and retried at 1, 2, 4, 8 ... s.
+        # Four invitations (three participants, the consultant's copy), each failing against the closed port and
+        # retried at 1, 2, 4, 8 ... s.
         await env.sleep(timedelta(seconds=20))
         # The raw call: the SDK's describe() cannot decode the time-skipping server's search attributes.
         described = await env.client.workflow_service.describe_workflow_execution(DescribeWorkflowExecutionRequest(
             namespace=env.client.namespace, execution=WorkflowExecution(workflow_id=handle.id)))
         pending = [p for p in described.pending_activities if p.activity_type.name == "send_message"]
-        assert len(pending) == 3, pending
+        assert len(pending) == 4, pending
         for p in pending:
             assert p.attempt >= 3, p
             assert "refused" in p.last_failure.message.lower() or "connect" in p.last_failure.message.lower(), p
         domain = Mailer(down, pool).domain
-        ids = [message_id_for(f"{eid}/invitation/0/{p.email}", domain) for p in scoping(eid).participants]
+        invitees = [*scoping(eid).participants, scoping(eid).consultant]
+        ids = [message_id_for(f"{eid}/invitation/0/{p.email}", domain) for p in invitees]
         for message_id in ids:
             row = await outbox.status_of(pool, message_id)
             assert row is not None and row["status"] == "pending" and row["attempts"] >= 3
@@ -228,11 +230,11 @@ async def test_smtp_down_the_workflow_retries_with_backoff_then_delivers_once(
         try:
             await env.sleep(timedelta(seconds=45))  # past the next backoff (at most 30 s)
             deadline = asyncio.get_running_loop().time() + 10
-            while len(sink.messages()) < 3 and asyncio.get_running_loop().time() < deadline:
+            while len(sink.messages()) < 4 and asyncio.get_running_loop().time() < deadline:
                 await asyncio.sleep(0.05)
             await env.sleep(timedelta(minutes=5))  # more time: nothing more may arrive
-            assert len(sink.messages()) == 3
-            assert sorted(len(copies(sink, m)) for m in ids) == [1, 1, 1]
+            assert len(sink.messages()) == 4
+            assert sorted(len(copies(sink, m)) for m in ids) == [1, 1, 1, 1]
         finally:
             sink.stop()
 
@@ -242,7 +244,7 @@ async def test_smtp_down_the_workflow_retries_with_backoff_then_delivers_once(
         attempts = [e.activity_task_started_event_attributes.attempt for e in history.events
                     if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
                     and scheduled[e.activity_task_started_event_attributes.scheduled_event_id] == "send_message"]
-        assert len(attempts) == 3 and min(attempts) >= 4, attempts
+        assert len(attempts) == 4 and min(attempts) >= 4, attempts
         for message_id in ids:
             row = await outbox.status_of(pool, message_id)
             assert row is not None and row["status"] == "sent" and row["attempts"] >= 4
