@@ -3,6 +3,7 @@ Tokens are in adapters/tokens.py, reading replies in adapters/reply_reading.py."
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import time
@@ -43,6 +44,8 @@ FROM_NAME = "engage"
 REPLY_LOCAL_PART = "checkin"
 SMTP_TIMEOUT = 30.0
 QUIT_TIMEOUT = 5.0  # after the relay accepted the message: nothing left to wait for
+MARK_PATIENCE_S = 25.0  # within send_message's 30 s (workflows/steps.py IO_TIMEOUT)
+_DB_DOWN = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError)
 
 # ---------------------------------------------------------------------------------------------------------
 # Rendering
@@ -435,13 +438,30 @@ class Mailer:
             if scoped is not None:  # before the mail is out: an answer to it must find its scope
                 await scopes.save(conn, *scoped)
             try:
-                refused = await self._deliver(mime, recipients, accepted=lambda: outbox.mark_sent(conn, message_id))
+                refused = await self._deliver(mime, recipients, accepted=lambda: self._mark_sent(conn, message_id))
             except InsecureRelayError as exc:
                 bound.error(str(exc))
                 raise
         if refused:
             bound.warning("some recipients refused", refused=refused)
         return SendResult(message_id=message_id, delivered_now=True, subject=rendered[0])
+
+    async def _mark_sent(self, conn: asyncpg.Connection, message_id: str) -> None:
+        """The relay has the message: record it, through a Postgres restart if need be. Giving up here sends it
+        again on retry, so the mark keeps trying on fresh connections for most of the activity's 30 s."""
+        deadline = time.monotonic() + MARK_PATIENCE_S
+        delay, db = 0.2, conn
+        while True:
+            try:
+                await outbox.mark_sent(db, message_id)
+                return
+            except _DB_DOWN as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("the relay accepted the message; Postgres is away, marking it sent again shortly",
+                            message_id=message_id, error=type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay, db = min(delay * 2, 2.0), self.pool
 
     async def _deliver(self, mime: Message, recipients: list[str],
                        accepted: Callable[[], Awaitable[object]] | None = None) -> dict[str, str]:

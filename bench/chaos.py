@@ -261,7 +261,8 @@ async def check(pool: asyncpg.Pool, folder: Path, statuses: dict[str, Engagement
             "checkin_requested": checkins, "action_escalated": escalations, "metric_reported": answers[eid],
         }
         kinds = Counter(m.kind.value for m in sent)  # type: ignore[union-attr]
-        expected_kinds = {"invitation": 3, "action_assignment": 3, "report": 2, "checkin_request": checkins,
+        # Invitations: the 3 participants and the consultant's copy (issue 17).
+        expected_kinds = {"invitation": 4, "action_assignment": 3, "report": 2, "checkin_request": checkins,
                           "escalation": escalations}
         if any(types[k] != v for k, v in expected.items()) or any(kinds[k] != v for k, v in expected_kinds.items()):
             wrong_events += 1
