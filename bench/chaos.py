@@ -196,8 +196,8 @@ async def drive(client: Client, task_queue: str, engagement_id: str, session_at:
             # On a loaded machine the faults can hold the workflow back behind the clock (its session not begun,
             # invitations still going out when the driver's timer fires), or an earlier attempt went through and
             # its answer was lost: look, then go on or try again.
-            status = await persist(lambda: handle.query(EngagementWorkflow.status), f"{engagement_id} status")
-            if status.phase not in (Phase.scheduling, Phase.pre_reads, Phase.session):
+            seen = await persist(lambda: handle.query(EngagementWorkflow.status), f"{engagement_id} status")
+            if seen.phase not in (Phase.scheduling, Phase.pre_reads, Phase.session):
                 break
             await asyncio.sleep(2)
     answered = 0
