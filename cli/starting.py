@@ -54,6 +54,7 @@ async def start_engagement(client: Any, pool: Any, settings: Settings, engagemen
     from adapters.temporal import engagement_workflow_id
     from schemas.state import EngagementInput
     from store.queries import engagement_id_logged
+    from workflows.engagement import EngagementWorkflow
 
     if (error := cadence_error(scoping, settings)) is not None:
         raise BadInput(error)
@@ -61,7 +62,7 @@ async def start_engagement(client: Any, pool: Any, settings: Settings, engagemen
         raise id_used(engagement_id)
     try:
         return await client.start_workflow(
-            "EngagementWorkflow",
+            EngagementWorkflow.run,
             EngagementInput(engagement_id=engagement_id, scoping=scoping),
             id=engagement_workflow_id(engagement_id),
             task_queue=settings.task_queue,

@@ -85,7 +85,9 @@ async def test_rejected_replies_are_counted(time_skipping_env: WorkflowEnvironme
             msg.set_content("42")
             try:
                 await aiosmtplib.send(msg, hostname="127.0.0.1", port=server.port)
-            except aiosmtplib.SMTPResponseException as exc:
-                assert exc.code == 550
+            except aiosmtplib.SMTPRecipientsRefused as exc:  # refused at RCPT, before DATA
+                assert [r.code for r in exc.recipients] == [550]
+            else:
+                raise AssertionError("a forged reply address must be refused")
     metrics = scrape(port)
     assert metrics[next(n for n in metrics if n.startswith("engage_replies_rejected"))] == 2
