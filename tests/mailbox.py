@@ -7,6 +7,7 @@ import email
 import email.policy
 from email.message import EmailMessage
 from email.utils import make_msgid, parseaddr
+from pathlib import Path
 
 from devstack.mailsink import MailSink
 
@@ -21,16 +22,27 @@ def parse(raw: bytes) -> EmailMessage:
     return msg
 
 
+# The sink is shared by the whole test session and holds thousands of mails by its end: each file is parsed once.
+# Its files never change once they have their name (the sink writes them under a temporary name, then renames).
+_PARSED: dict[Path, EmailMessage] = {}
+
+
 def sink_mails(sink: MailSink) -> list[EmailMessage]:
-    return [parse(path.read_bytes()) for path in sink.messages()]
+    """Every mail in the sink, oldest first."""
+    found = []
+    for path in sink.messages():
+        msg = _PARSED.get(path)
+        if msg is None:
+            msg = _PARSED[path] = parse(path.read_bytes())
+        found.append(msg)
+    return found
 
 
 async def mail_at_sink(sink: MailSink, message_id: str, timeout: float = 10.0) -> EmailMessage:
     """The mail with this Message-ID, once the sink has it."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        for path in reversed(sink.messages()):
-            msg = parse(path.read_bytes())
+        for msg in reversed(sink_mails(sink)):
             if msg["Message-ID"] == message_id:
                 return msg
         assert asyncio.get_running_loop().time() < deadline, f"{message_id} never reached the sink"

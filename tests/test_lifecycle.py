@@ -225,12 +225,12 @@ async def test_cancel_during_follow_through_stops_every_child(
     log = await read_log(pool, eid)
     after = [e.event for e in log if e.occurred_at >= cancelled_at]
     sent_after = [e for e in after if isinstance(e, MessageSent)]
-    # After a cancel: the final report, and the withdrawal of every due date (the session was already held).
-    assert {m.kind.value for m in sent_after} == {"report", "action_cancel"}
+    # After a cancel: the final report, and the withdrawal of the session (held, but void now) and every due date.
+    assert {m.kind.value for m in sent_after} == {"report", "action_cancel", "invitation_cancel"}
     assert sorted(r for m in sent_after if m.kind.value == "action_cancel" for r in m.recipients) == [
         "ana@acme.example", "ben@acme.example"]
-    # Every calendar entry engage mailed that still lies ahead is cancelled by mail, its SEQUENCE raised, both
-    # parsers agreeing; and nothing the engagement stored is left on the CalDAV server (Radicale).
+    # Every calendar entry engage mailed is cancelled by mail, its SEQUENCE raised, both parsers agreeing; and
+    # nothing the engagement stored is left on the CalDAV server (Radicale).
     mails = [m for m in sink_messages(mail_sink, eid) if m.get_content_maintype() == "multipart"
              and any(p.get_content_type() == "text/calendar" for p in m.walk())]
     requests: dict[str, int] = {}
@@ -245,7 +245,9 @@ async def test_cancel_during_follow_through_stops_every_child(
                 assert event["status"] == "CANCELLED"
     due = {uid for uid in requests if uid.endswith("/due@engage.localhost")}
     assert due == {f"{eid}/A1/due@engage.localhost", f"{eid}/A2/due@engage.localhost"}
-    assert set(cancels) == due and all(cancels[uid] > requests[uid] for uid in due)
+    session_uid = f"{eid}/session@engage.localhost"
+    assert set(requests) == due | {session_uid}
+    assert set(cancels) == set(requests) and all(cancels[uid] > requests[uid] for uid in requests)
     assert left_on_caldav == []
     assert log[-1].event.type == "engagement_cancelled" or any(e.type == "engagement_cancelled" for e in after)
     checkins = [e for e in log if isinstance(e.event, MessageSent) and e.event.kind.value == "checkin_request"]

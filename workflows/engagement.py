@@ -809,12 +809,11 @@ class EngagementWorkflow:
 
     async def _withdraw_calendar_entries(self) -> None:
         """A cancel withdraws every calendar entry engage made: each gets METHOD:CANCEL with its SEQUENCE raised,
-        and leaves the CalDAV calendar. A session that has already begun is not cancelled by mail (it took place;
-        a CANCEL would erase it from the attendees' calendars) but leaves the CalDAV calendar too."""
+        and leaves the CalDAV calendar. The session too, even once held: the engagement is void, and a calendar
+        that still shows it (or a CalDAV copy gone while mailboxes keep it) would disagree with every other."""
         session = self._session
         if session is not None:
-            if workflow.now() < session.starts_at:
-                await asyncio.gather(*(self._invitation(p, method="CANCEL") for p in self._invitees()))
+            await asyncio.gather(*(self._invitation(p, method="CANCEL") for p in self._invitees()))
             await workflow.execute_activity(
                 "remove_calendar_entry", CalendarRemoval(engagement_id=self._id, uid=self._session_uid()),
                 start_to_close_timeout=IO_TIMEOUT, retry_policy=IO_RETRY,
