@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import email
 import logging
 import os
@@ -113,8 +114,21 @@ class Chaos:
 
     async def restart_temporal(self, at: float) -> None:
         await asyncio.sleep(at)
-        await asyncio.to_thread(self.stack.temporal.stop)
-        await asyncio.to_thread(self.stack.temporal.start)
+        try:
+            await asyncio.to_thread(self.stack.temporal.stop)
+        except Exception as exc:  # noqa: BLE001 - whatever the stop did, the server must come back
+            print(f"chaos: stopping Temporal failed ({exc!r}); starting it anyway", file=sys.stderr)
+        # A fault the harness injects must end: a start that fails (its port not yet free after the stop, on a
+        # loaded machine) is tried again, else every engagement would wait for a server that never returns.
+        for attempt in range(1, 11):
+            try:
+                await asyncio.to_thread(self.stack.temporal.start)
+                break
+            except Exception as exc:  # noqa: BLE001
+                print(f"chaos: starting Temporal failed (attempt {attempt}: {exc!r})", file=sys.stderr)
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(self.stack.temporal.stop)
+                await asyncio.sleep(2)
         self.faults["temporal_restarted"] += 1
 
     async def postgres_outage(self, at: float) -> None:
