@@ -398,15 +398,8 @@ async def apply_reply(
         except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
             return outcome("deferred", "database_unavailable", type(exc).__name__)
         return outcome(*verdict)
-    try:
-        if _is_automatic(parsed):
-            raise _Reject("auto_reply", "automatic replies are ignored")
-    except _Reject as refused:
-        return outcome("rejected", refused.reason, refused.detail)
-    except ReplyDeferred as deferred:
-        return outcome("deferred", deferred.reason, str(deferred))
-    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
-        return outcome("deferred", "database_unavailable", type(exc).__name__)
+    if _is_automatic(parsed):
+        return outcome("rejected", "auto_reply", "automatic replies are ignored")
 
     text = own_text(parsed)
     reading = read_answer(text) if text else Reading(kind="none", why="the reply has no text of its own")
