@@ -23,6 +23,7 @@ from a message that passed the caps and was read whole within the limit in the c
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import email
 import email.policy
@@ -194,6 +195,7 @@ class _Pool:
         self._executor: concurrent.futures.ProcessPoolExecutor | None = None
         self._slots: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._exit_hook_registered = False
 
     def _ensure(self) -> tuple[concurrent.futures.ProcessPoolExecutor, asyncio.Semaphore]:
         loop = asyncio.get_running_loop()
@@ -203,13 +205,18 @@ class _Pool:
             # forkserver: the inbound server's process has threads (the Temporal core), which fork must not copy.
             self._executor = concurrent.futures.ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context("forkserver"))
+            if not self._exit_hook_registered:
+                # A process that parsed without stopping a server (a test, a tool) leaves no worker or forkserver.
+                atexit.register(shutdown_parsers)
+                self._exit_hook_registered = True
         return self._executor, self._slots
 
     def kill(self) -> None:
         executor, self._executor = self._executor, None
         if executor is None:
             return
-        processes = list(getattr(executor, "_processes", {}).values())  # no public way to stop a running task
+        # No public way to stop a running task; None once the executor has shut down (at exit, for one).
+        processes = list((getattr(executor, "_processes", None) or {}).values())
         for process in processes:
             process.kill()
         executor.shutdown(wait=False, cancel_futures=True)
