@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -95,10 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ready-file", type=Path, help="touched once the worker polls its task queue")
     args = parser.parse_args(argv)
     settings = get_settings()
-    refusal = settings.production_secret_error()
-    if refusal is not None:
-        print(f"engage worker: {refusal}", file=sys.stderr)
-        raise SystemExit(2)
+    settings.refuse_production_secret("engage worker")
     configure_logging(settings.log_format)
     asyncio.run(run(settings, args.ready_file))
 

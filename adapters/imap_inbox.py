@@ -507,17 +507,12 @@ def configured_url(url: str | None = None) -> str | None:
 
 def main(url: str) -> None:
     """`engage inbox --imap URL`: the URL and the reply secret are checked before anything starts (exit 2)."""
-    import sys
-
     from adapters.logging import configure_logging
     from schemas.settings import get_settings
 
     parsed = parse_imap_url(url)
     settings = get_settings()
-    refusal = settings.production_secret_error()
-    if refusal is not None:
-        sys.stderr.write(f"error: {refusal}\n")
-        raise SystemExit(2)
+    settings.refuse_production_secret("error")
     configure_logging(settings.log_format)
     asyncio.run(serve(settings, parsed))
 

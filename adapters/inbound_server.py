@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import signal
-import sys
 import weakref
 from datetime import UTC, datetime
 from typing import Any
@@ -277,9 +276,6 @@ def main() -> None:
     from schemas.settings import get_settings
 
     settings = get_settings()
-    refusal = settings.production_secret_error()
-    if refusal is not None:
-        print(f"engage inbox: {refusal}", file=sys.stderr)
-        raise SystemExit(2)
+    settings.refuse_production_secret("engage inbox")
     configure_logging(settings.log_format)
     asyncio.run(serve(settings))

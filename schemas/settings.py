@@ -5,6 +5,7 @@ Unset means the embedded default of `engage dev`: every default below is an addr
 
 from __future__ import annotations
 
+import sys
 from datetime import timedelta
 from functools import lru_cache
 from urllib.parse import urlsplit
@@ -116,6 +117,14 @@ class Settings(BaseSettings):
             return None
         return (f"ENGAGE_REPLY_SECRET {problem}: set it to a random secret, e.g. "
                 f"ENGAGE_REPLY_SECRET=$(openssl rand -hex 32)")
+
+    def refuse_production_secret(self, program: str) -> None:
+        """Exit 2 with one line `<program>: <why>` on stderr when production_secret_error has an objection: the
+        first thing the worker, `engage inbox` and `engage web` do, before they log or connect anywhere."""
+        refusal = self.production_secret_error()
+        if refusal is not None:
+            print(f"{program}: {refusal}", file=sys.stderr)
+            raise SystemExit(2)
 
     def database_dsn(self) -> str:
         return self.database_url.get_secret_value()
