@@ -29,7 +29,7 @@ from pydantic import BaseModel
 
 from adapters.ics import build_ics, mail_domain, sender_address
 from adapters.tokens import scope_id_for, sign_token
-from cli.report import number
+from domain.numbers import number
 from schemas.answers import AnswerScope
 from schemas.common import is_web_url
 from schemas.events import MessageKind
@@ -99,8 +99,8 @@ def _format_label(value: object) -> str:
 
 
 def _number(value: object) -> str:
-    """42.0 -> 42, 1234.5 -> 1,234.5, 0.125 -> 0.125: no float noise in an executive's inbox (the report's rule,
-    `cli.report.number`, so a mail and the report never print one value two ways)."""
+    """42.0 -> 42, 1234.5 -> 1,234.5, 0.125 -> 0.125: no float noise in an executive's inbox (domain/numbers.py,
+    the rule of every output, so a mail and the report never print one value two ways)."""
     if value is None:
         return ""
     if isinstance(value, int | float) and not isinstance(value, bool):

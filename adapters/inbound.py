@@ -50,7 +50,7 @@ from adapters.mime_limits import ParserBusy, parse_limited
 from adapters.reply_reading import Reading, own_text, read_answer
 from adapters.temporal import engagement_workflow_id
 from adapters.tokens import InvalidReplyToken, check_token
-from cli.report import number
+from domain.numbers import number
 from schemas.answers import AnswerScope
 from schemas.common import one_line
 from schemas.events import MessageKind

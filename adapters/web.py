@@ -51,7 +51,8 @@ from adapters.inbound import ReplyDeferred, answer_mail, send_answer
 from adapters.reply_reading import read_answer
 from adapters.temporal import engagement_workflow_id
 from adapters.tokens import InvalidReplyToken, check_token
-from cli.report import STATUS_BACKGROUNDS, STATUS_COLOURS, metric_chart_svg, number, status_label
+from cli.report import STATUS_BACKGROUNDS, STATUS_COLOURS, metric_chart_svg, status_label
+from domain.numbers import number
 from domain.schedule import local_label
 from schemas.answers import AnswerScope
 from schemas.events import MetricReported

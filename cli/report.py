@@ -12,7 +12,6 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal
 from functools import lru_cache
 from html import escape
 from pathlib import Path
@@ -23,6 +22,7 @@ from markupsafe import Markup
 
 from cli.agenda import by_day as agenda_days
 from domain.agenda import agenda_lines
+from domain.numbers import number, scientific
 from domain.schedule import local_date, local_label, local_to_utc
 from domain.status import actual_progress, due_datetime, expected_progress
 from schemas.common import MAX_VALUE
@@ -55,31 +55,6 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 # --- small formatters (shared by markdown and html) ------------------------------------------------------
 
 
-def number(value: float | None) -> str:
-    """42.0 -> 42, 1234.5 -> 1,234.5, 0.1 + 0.2 -> 0.3, 1e15 -> 1,000,000,000,000,000: no float noise in front
-    of an executive. Six decimals at most from 1 up, 15 significant digits below 1 (0.0000125 stays itself);
-    beyond what a value may be (an older log's, or a tiny fraction under 1e-6) the short scientific form."""
-    if value is None:
-        return "-"
-    if not math.isfinite(value):
-        return str(value)
-    if value == 0:
-        return "0"
-    size = abs(value)
-    if size > MAX_VALUE or size < 1e-6:
-        return _scientific(value, 6)
-    exact = Decimal(repr(round(value, 6)) if size >= 1 else f"{value:.15g}")
-    if exact == exact.to_integral_value():
-        return f"{int(exact):,}"
-    return f"{exact.normalize():,f}"
-
-
-def _scientific(value: float, digits: int) -> str:
-    """1.5e-7, -2e300: Python's `g` form without the exponent's plus sign and leading zeros."""
-    mantissa, _, exponent = f"{value:.{digits}g}".partition("e")
-    return f"{mantissa}e{int(exponent)}" if exponent else mantissa
-
-
 def tick_label(value: float, step: float) -> str:
     """An axis label, as precise as the step between ticks needs and no more, so neighbouring labels differ:
     `0.05`, `1,250`, `999,999,999,999,800`; scientific only where fixed decimals would not be readable."""
@@ -90,7 +65,7 @@ def tick_label(value: float, step: float) -> str:
     if decimals <= 6:
         return f"{value:,.{decimals}f}"
     digits = max(1, min(17, math.floor(math.log10(abs(value))) - math.floor(math.log10(step) + 1e-9) + 1))
-    return _scientific(value, digits)
+    return scientific(value, digits)
 
 
 def status_label(status: ActionStatus) -> str:
