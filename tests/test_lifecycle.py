@@ -16,6 +16,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from adapters.calendar import CalendarStore
+from adapters.temporal import engagement_status
 from devstack.mailsink import MailSink
 from schemas.events import MessageSent, Phase
 from schemas.settings import Settings
@@ -365,7 +366,9 @@ async def test_a_checkin_is_one_activity_that_sends_and_records_it(
     time_skipping_env: WorkflowEnvironment, settings: Settings, pool: asyncpg.Pool
 ) -> None:
     """A check-in costs its follow-through one activity: the request goes out and its events (requested, the
-    next one scheduled) are appended with its `message_sent`, in one transaction; then the engagement is told."""
+    next one scheduled) are appended with its `message_sent`, in one transaction. The engagement is not woken
+    for it (issue 18): each action shows its next check-in in its own workflow, and `engagement_status` reads
+    it from there."""
     env = time_skipping_env
     eid = unique_id("one")
     async with running_worker(env.client, settings, pool) as tq:
@@ -377,11 +380,17 @@ async def test_a_checkin_is_one_activity_that_sends_and_records_it(
         await env.sleep(until(await env.get_current_time(), datetime(2027, 3, 10, tzinfo=UTC)))
         second = {"A1": at_local(date(2027, 3, 15), 9, "Asia/Tokyo"),
                   "A2": at_local(date(2027, 3, 15), 9, "America/Sao_Paulo")}
-        status = await handle.query(EW.status)
+        status = await engagement_status(env.client, eid)
         assert {a.action_id: (a.checkins_sent, a.next_checkin_at) for a in status.actions} == {
             "A1": (1, second["A1"]), "A2": (1, second["A2"])}
-        assert await next_checkin_attribute(env, handle.id) == min(second.values())
+        # The engagement's own view still holds the plan it started with: it was not told of the check-ins.
+        told = await handle.query(EW.status)
+        assert {a.action_id: a.checkins_sent for a in told.actions} == {"A1": 0, "A2": 0}
+        parent_events = (await handle.fetch_history()).events
+        assert not [e for e in parent_events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED]
+        assert await next_checkin_attribute(env, handle.id) is None
         for action_id in second:
+            assert await next_checkin_attribute(env, f"{handle.id}/{action_id}") == second[action_id]
             events = (await env.client.get_workflow_handle(f"{handle.id}/{action_id}").fetch_history()).events
             scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name for e in events
                          if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]

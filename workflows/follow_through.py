@@ -3,6 +3,11 @@
 Check-in requests go out at the cadence, at the owner's local time; one reminder when a request goes
 unanswered; after `escalate_after_missed` misses in a row the sponsor is told. Values and snoozes arrive as
 signals from the parent (which validated them). Continue-as-new keeps each run's history short.
+
+The parent hears only what matters (`FollowThroughInput.parent_hears_what_matters`, set by newer parents): a
+value, a snooze, a block (each with its verdict), and the close. A routine check-in, reminder or escalation
+wakes this workflow alone, which shows its status and next check-in in its own search attributes and details
+(docs/BENCHMARKS.md: the parent's cold replay per check-in was the largest cost of a burst).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from schemas.status import ActionStatus
     from schemas.telemetry import CHECKINS_RECEIVED, ESCALATIONS
+    from workflows import search_attributes as sa
     from workflows.steps import record, send
 
 # A run hands over to a fresh one after this many check-ins (a 52-week weekly action: about every 6 months).
@@ -58,6 +64,7 @@ class ActionFollowThroughWorkflow:
         self._snoozes: list[SnoozeAction] = []
         self._blocks: list[BlockAction] = []
         self._stop_requested = False
+        self._sa_values: dict[str, object] = {}
 
     # --- inputs from the parent -----------------------------------------------------------------------
 
@@ -87,6 +94,7 @@ class ActionFollowThroughWorkflow:
     async def run(self, inp: FollowThroughInput) -> ActionView:
         if self._view.next_checkin_at is None and self._view.checkins_sent == 0:
             await self._schedule_first_checkin()
+        self._publish()
         sent_this_run = 0
         while self._view.closed_reason is None:
             await self._apply_inputs()
@@ -107,6 +115,7 @@ class ActionFollowThroughWorkflow:
             else:
                 await self._wait_until(self._next_deadline())
         self._reject_pending()
+        self._publish()
         if not self._in.parent_reads_result:
             await self._tell_parent()
         return self._view
@@ -280,7 +289,10 @@ class ActionFollowThroughWorkflow:
         self._reminder_at = workflow.now() + min(inp.cadence / 2, timedelta(days=3))
         if not in_one:
             await record(inp.engagement_id, *items)
-        await self._tell_parent()
+        if inp.parent_hears_what_matters:
+            self._publish()  # a routine check-in: the parent is not woken for it
+        else:
+            await self._tell_parent()
 
     async def _send_reminder(self) -> None:
         assert self._pending is not None
@@ -360,8 +372,37 @@ class ActionFollowThroughWorkflow:
                      summary=f"Close '{view.title}': {reason}, {view.status.value}")
 
     async def _tell_parent(self) -> None:
+        self._publish()
         parent = workflow.get_external_workflow_handle(self._in.parent_workflow_id)
         await parent.signal("action_changed", self._view)
+
+    def _publish(self) -> None:
+        """The action's own status and next check-in, in its search attributes and its details in the UI (only
+        for parents that hear only what matters: older runs never set them, and their histories stay as they
+        were recorded)."""
+        if not self._in.parent_hears_what_matters:
+            return
+        view = self._view
+        wanted: dict[str, object] = {
+            sa.CLIENT_NAME.name: self._in.client,
+            sa.NEXT_CHECKIN_AT.name: view.next_checkin_at,
+            sa.ACTIONS_AT_RISK.name: int(view.status is ActionStatus.at_risk and view.closed_reason is None),
+        }
+        keys = {k.name: k for k in sa.ALL_KEYS}
+        updates = []
+        for name, value in wanted.items():
+            if self._sa_values.get(name, ...) == value:
+                continue  # an unchanged attribute would only add history
+            self._sa_values[name] = value
+            key = keys[name]
+            updates.append(key.value_unset() if value is None else key.value_set(value))  # type: ignore[arg-type]
+        if updates:
+            workflow.upsert_search_attributes(updates)
+        next_line = self._label(view.next_checkin_at) if view.next_checkin_at else "none"
+        state = f"closed ({view.closed_reason})" if view.closed_reason else view.status.value.replace("_", " ")
+        workflow.set_current_details(
+            f"**Status:** {state}\n\n**Check-ins sent:** {view.checkins_sent}, missed in a row "
+            f"{view.missed_in_row}, escalations {view.escalations}\n\n**Next check-in:** {next_line}")
 
     async def _continue_as_new(self) -> None:
         # Values and snoozes that arrived during this run are applied here, not lost with it.
