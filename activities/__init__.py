@@ -15,7 +15,7 @@ def build_activities(settings: Settings, pool: asyncpg.Pool) -> list[Callable[..
     from activities.notify import NotifyActivities
     from activities.store import StoreActivities
     from adapters.calendar import CalendarStore
-    from adapters.email import Mailer
+    from adapters.email.send import Mailer
     from store.events import EventWriter
 
     # One writer per worker: appends from all its activities share group commits.

@@ -43,13 +43,14 @@ from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateR
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from adapters.email import REPLY_LOCAL_PART, Mailer, PermanentDeliveryError, header_safe
+from adapters.email.headers import header_safe
+from adapters.email.send import Mailer, PermanentDeliveryError
 from adapters.ics import NotAnRsvp, Rsvp, ics_uid, mail_domain, read_rsvp
 from adapters.mail_auth import authentication_error
 from adapters.mime_limits import ParserBusy, parse_limited
 from adapters.reply_reading import Reading, own_text, read_answer
 from adapters.temporal import engagement_workflow_id
-from adapters.tokens import InvalidReplyToken, check_token
+from adapters.tokens import REPLY_LOCAL_PART, InvalidReplyToken, check_token
 from domain.numbers import number
 from schemas.answers import AnswerScope
 from schemas.common import one_line

@@ -4,7 +4,8 @@ v2, what engage sends: `version | expiry | scope id` under a 10-byte HMAC-SHA256
 characters, so the Reply-To local part `checkin+TOKEN` is 45 octets (RFC 5321 allows 64). The scope itself
 (engagement, action or pre-read, check-in, recipient) is kept server-side in `answer_scopes`
 (store/scopes.py), written before the mail goes out. A reply token and a link token for the same scope differ:
-each purpose has its own MAC domain, so one cannot be used as the other.
+each purpose has its own MAC domain, so one cannot be used as the other. `reply_address` and `answer_url` sign
+them for an outgoing message.
 
 v1, sent before: the whole scope inline (92 octets). Still read, so an owner answering an old mail is heard.
 """
@@ -22,10 +23,14 @@ from typing import Literal
 from pydantic import BaseModel, SecretStr
 
 from schemas.answers import AnswerScope
-from schemas.messages import ReplyScope
+from schemas.messages import OutboundMessage, ReplyScope
+from schemas.settings import Settings
 
 Purpose = Literal["reply", "link"]
 Secret = str | bytes | SecretStr
+
+REPLY_LOCAL_PART = "checkin"
+_DOMAIN_UNSAFE = re.compile(r"[^A-Za-z0-9.-]+")
 
 SCOPE_ID_BYTES = 8
 _V2 = 2
@@ -110,6 +115,40 @@ def check_token(token: str, purpose: Purpose, secret: Secret, now: datetime) -> 
     if _epoch(now) >= expires:
         raise InvalidReplyToken("expired", f"the answer window closed at {expires_at.isoformat()}")
     return TokenGrant(scope_id=scope_id, expires_at=expires_at)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The tokens of an outgoing message: its Reply-To address and its link to the check-in page
+# ---------------------------------------------------------------------------------------------------------
+
+
+def answer_scope(message: OutboundMessage) -> tuple[bytes, AnswerScope] | None:
+    """The scope an answer to this message may change (its id, and the row kept for it), or None."""
+    if message.reply is None:
+        return None
+    scope = AnswerScope(engagement_id=message.engagement_id, action_id=message.reply.action_id,
+                        preread_id=message.reply.preread_id, number=message.reply.number,
+                        recipient=message.to.email, expires_at=message.reply.expires_at)
+    return scope_id_for(message.engagement_id, message.key, message.to.email), scope
+
+
+def reply_address(message: OutboundMessage, settings: Settings) -> str | None:
+    """`checkin+TOKEN@inbound_domain` (45 octets before the @), or None when a reply changes nothing."""
+    scoped = answer_scope(message)
+    if scoped is None:
+        return None
+    token = sign_token(scoped[0], scoped[1].expires_at, "reply", settings.reply_secret)
+    domain = _DOMAIN_UNSAFE.sub("", settings.inbound_domain)
+    return f"{REPLY_LOCAL_PART}+{token}@{domain}"
+
+
+def answer_url(message: OutboundMessage, settings: Settings) -> str | None:
+    """The signed, expiring link to the check-in page for this message's action and recipient, or None."""
+    scoped = answer_scope(message)
+    if scoped is None or scoped[1].action_id is None:
+        return None
+    token = sign_token(scoped[0], scoped[1].expires_at, "link", settings.reply_secret)
+    return f"{settings.public_url.rstrip('/')}/a/{token}"
 
 
 # ---------------------------------------------------------------------------------------------------------

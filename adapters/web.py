@@ -46,7 +46,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateR
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from adapters.email import Mailer
+from adapters.email.send import Mailer
 from adapters.inbound import ReplyDeferred, answer_mail, send_answer
 from adapters.reply_reading import read_answer
 from adapters.temporal import engagement_workflow_id

@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from adapters.email import Mailer  # noqa: E402
+from adapters.email.send import Mailer  # noqa: E402
 from bench import print_figures  # noqa: E402
 from bench.run import MailSinkProcess  # noqa: E402
 from devstack.postgres import EmbeddedPostgres  # noqa: E402

@@ -21,17 +21,13 @@ import pytest
 from aiosmtpd.controller import Controller
 from pydantic import SecretStr
 
-from adapters.email import (
-    Mailer,
-    PermanentDeliveryError,
-    answer_url,
-    build_email,
-    message_id_for,
-    render,
-    smtp_target,
-)
+from adapters.email.headers import message_id_for
+from adapters.email.mime import build_email
+from adapters.email.render import render
+from adapters.email.send import Mailer, PermanentDeliveryError, smtp_target
 from adapters.tokens import (
     InvalidReplyToken,
+    answer_url,
     check_token,
     scope_id_for,
     sign_reply_token,

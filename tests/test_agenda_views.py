@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 from typer.testing import CliRunner
 
-from adapters.email import render
+from adapters.email.render import render
 from cli.main import app
 from cli.report import render_html, render_markdown
 from domain.agenda import agenda_lines, held_agenda, unknown_blocks, vote_warnings

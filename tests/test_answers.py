@@ -18,7 +18,7 @@ import pytest_asyncio
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from adapters.email import message_id_for
+from adapters.email.headers import message_id_for
 from adapters.inbound_server import InboundServer
 from devstack.mailsink import MailSink
 from schemas.events import ActionClosed, MetricReported

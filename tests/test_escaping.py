@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from adapters.email import _HTML, _TEXT, TEMPLATES, _safe_url, render
+from adapters.email.render import _HTML, _TEXT, TEMPLATES, _safe_url, render
 from adapters.inbound import answer_mail
 from adapters.web import Answer, FormError, Page, Refusal, _render, confirmation, new_form_id, parse_form, receipt_text
 from cli.report import metric_chart_svg, render_html, render_markdown, tick_label, value_ticks

@@ -14,7 +14,7 @@ import icalendar
 import pytest
 import vobject
 
-from adapters.email import build_email
+from adapters.email.mime import build_email
 from adapters.ics import build_ics, transitions, vtimezone
 from domain.agenda import held_agenda
 from domain.session import event_summary, session_bounds, session_days, venue_words

@@ -29,7 +29,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from adapters.email import message_id_for
+from adapters.email.headers import message_id_for
 from adapters.imap_inbox import ImapInbox, ImapUrlError, envelope_of, parse_imap_url
 from devstack.mailsink import MailSink
 from devstack.process import free_port

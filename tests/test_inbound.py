@@ -20,7 +20,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from adapters.email import message_id_for
+from adapters.email.headers import message_id_for
 from adapters.inbound import apply_reply
 from adapters.inbound_server import InboundServer
 from adapters.reply_reading import html_to_text

@@ -24,7 +24,9 @@ from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.notify import NotifyActivities
-from adapters.email import Mailer, build_email, message_id_for
+from adapters.email.headers import message_id_for
+from adapters.email.mime import build_email
+from adapters.email.send import Mailer
 from devstack.mailsink import MailSink
 from devstack.process import free_port
 from domain.format import recommend

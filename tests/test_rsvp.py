@@ -31,7 +31,7 @@ from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.testing import WorkflowEnvironment
 
-from adapters.email import message_id_for
+from adapters.email.headers import message_id_for
 from adapters.inbound_server import InboundServer
 from cli.views import print_status
 from devstack.mailsink import MailSink

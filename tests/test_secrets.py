@@ -35,7 +35,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from adapters.email import Mailer
+from adapters.email.send import Mailer
 from adapters.inbound import apply_reply
 from adapters.logging import configure_logging
 from adapters.temporal import TemporalUnavailable, connect

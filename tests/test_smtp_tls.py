@@ -25,7 +25,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
-from adapters.email import InsecureRelayError, Mailer
+from adapters.email.send import InsecureRelayError, Mailer
 from devstack.mailsink import EmlWriter
 from devstack.process import free_port
 from schemas.events import MessageKind

@@ -26,7 +26,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from adapters.email import message_id_for
+from adapters.email.headers import message_id_for
 from adapters.tokens import check_token, sign_token
 from adapters.web import create_app
 from devstack.mailsink import MailSink

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from adapters.email import render
+from adapters.email.render import render
 from schemas.messages import MessageContext, MessageKind, OutboundMessage, Recipient
 
 HERE = Path(__file__).resolve().parent
