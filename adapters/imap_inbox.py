@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import email.policy
 import imaplib
-import signal
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -466,33 +465,20 @@ class _ThreadFlag:
 
 async def serve(settings: Settings, url: ImapUrl) -> None:
     """Read the mailbox until SIGINT or SIGTERM."""
-    from adapters.temporal import connect, runtime_for
-    from store.db import create_pool
-    from store.migrate import migrate
+    from adapters.inbound_server import inbox_services
 
     # The mailbox first: a wrong URL or password is the likeliest mistake, and says so before anything starts.
     probe = await asyncio.to_thread(_Mailbox, url)
     await asyncio.to_thread(probe.close)
-    client = await connect(settings, runtime_for(settings.model_copy(
-        update={"metrics_port": settings.inbound_metrics_port})))
-    pool = await create_pool(settings)
-    try:
-        await migrate(pool)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        async with ImapInbox(settings, client, pool, url=url) as inbox:
-            stopped = asyncio.create_task(stop.wait())
-            ended = asyncio.create_task(inbox.wait())
-            await asyncio.wait({stopped, ended}, return_when=asyncio.FIRST_COMPLETED)
-            stopped.cancel()
-            if ended.done():
-                ended.result()  # the reader ended by itself: a bug, raised for the exit code and the log
-            ended.cancel()
-            log.info("imap inbox stopping", mailbox=url.label)
-    finally:
-        await pool.close()
+    async with inbox_services(settings) as (client, pool, stop), ImapInbox(settings, client, pool, url=url) as inbox:
+        stopped = asyncio.create_task(stop.wait())
+        ended = asyncio.create_task(inbox.wait())
+        await asyncio.wait({stopped, ended}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if ended.done():
+            ended.result()  # the reader ended by itself: a bug, raised for the exit code and the log
+        ended.cancel()
+        log.info("imap inbox stopping", mailbox=url.label)
 
 
 def configured_url(url: str | None = None) -> str | None:

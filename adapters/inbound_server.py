@@ -17,6 +17,8 @@ import asyncio
 import errno
 import signal
 import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -248,8 +250,10 @@ class InboundServer:
 # ---------------------------------------------------------------------------------------------------------
 
 
-async def serve(settings: Settings) -> None:
-    """Run the inbound server until SIGINT or SIGTERM."""
+@asynccontextmanager
+async def inbox_services(settings: Settings) -> AsyncIterator[tuple[Client, asyncpg.Pool, asyncio.Event]]:
+    """What `engage inbox` needs, over SMTP (serve below) or IMAP (adapters/imap_inbox.py): the Temporal client, the
+    pool with the migrations applied (closed on the way out), and an event set by SIGINT or SIGTERM."""
     from adapters.temporal import connect, runtime_for
     from store.db import create_pool
     from store.migrate import migrate
@@ -264,11 +268,16 @@ async def serve(settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        async with InboundServer(settings, client, pool):
-            await stop.wait()
-            log.info("inbound mail server stopping")
+        yield client, pool, stop
     finally:
         await pool.close()
+
+
+async def serve(settings: Settings) -> None:
+    """Run the inbound server until SIGINT or SIGTERM."""
+    async with inbox_services(settings) as (client, pool, stop), InboundServer(settings, client, pool):
+        await stop.wait()
+        log.info("inbound mail server stopping")
 
 
 def main() -> None:
