@@ -13,6 +13,7 @@ import os
 import re
 import sys
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -143,9 +144,9 @@ def next_minute(at_least: timedelta) -> datetime:
 # --- fixtures ---------------------------------------------------------------------------------------------
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def cli_env(dev_env: WorkflowEnvironment, settings: Settings,
-                  pool: asyncpg.Pool) -> AsyncIterator[dict[str, str]]:
+@asynccontextmanager
+async def worker_env(dev_env: WorkflowEnvironment, settings: Settings, pool: asyncpg.Pool,
+                     **extra: str) -> AsyncIterator[dict[str, str]]:
     """A worker in this event loop, and the environment that points `engage` at it and the test services."""
     async with running_worker(dev_env.client, settings, pool) as task_queue:
         yield clean_env(
@@ -155,8 +156,16 @@ async def cli_env(dev_env: WorkflowEnvironment, settings: Settings,
             ENGAGE_TASK_QUEUE=task_queue,
             ENGAGE_SMTP_URL=settings.smtp_url.get_secret_value(),
             ENGAGE_CALDAV_URL=settings.caldav_url,
-            ENGAGE_MIN_CADENCE="1s",  # the tests' cadences of seconds (scoping_data), allowed by saying so
+            **extra,
         )
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def cli_env(dev_env: WorkflowEnvironment, settings: Settings,
+                  pool: asyncpg.Pool) -> AsyncIterator[dict[str, str]]:
+    """worker_env, with the tests' cadences of seconds (scoping_data) allowed by saying so."""
+    async with worker_env(dev_env, settings, pool, ENGAGE_MIN_CADENCE="1s") as env:
+        yield env
 
 
 @pytest.fixture(scope="module")

@@ -31,23 +31,15 @@ from schemas.state import EngagementInput, StartResult
 from store.events import EngagementAlreadyStarted, append, read_log
 from store.migrate import migration_files
 from tests.conftest import unique_id
-from tests.lifecycle import running_worker
-from tests.test_cli import CLIENT_TZ, bad_input, clean_env, engage, ok, scoping_data, write_yaml
+from tests.test_cli import CLIENT_TZ, bad_input, clean_env, engage, ok, scoping_data, worker_env, write_yaml
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def start_env(dev_env: WorkflowEnvironment, settings: Settings,
                     pool: asyncpg.Pool) -> AsyncIterator[dict[str, str]]:
     """`engage` pointed at the dev server, the test database and a worker; the default minimum cadence."""
-    async with running_worker(dev_env.client, settings, pool) as task_queue:
-        yield clean_env(
-            ENGAGE_TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host,
-            ENGAGE_TEMPORAL_NAMESPACE=dev_env.client.namespace,
-            ENGAGE_DATABASE_URL=settings.database_url.get_secret_value(),
-            ENGAGE_TASK_QUEUE=task_queue,
-            ENGAGE_SMTP_URL=settings.smtp_url.get_secret_value(),
-            ENGAGE_CALDAV_URL=settings.caldav_url,
-        )
+    async with worker_env(dev_env, settings, pool) as env:
+        yield env
 
 
 def scoping_file(folder: Path, engagement_id: str, cadence: str = "14d", horizon: str = "90d") -> Path:
