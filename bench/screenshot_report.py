@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cli.report import render_html  # noqa: E402
+from cli.report.html import render_html  # noqa: E402
 from domain.status import action_status, due_datetime  # noqa: E402
 from schemas.events import Phase  # noqa: E402
 from schemas.outcomes import Direction, DotVote, Metric  # noqa: E402

@@ -1,6 +1,6 @@
 """The follow-through report (`engage report`): the engagement, its outcomes, and each action's metric history.
 
-Built by `store.queries.report_data` from the read models and the log; rendered by `cli/report.py` as
+Built by `store.queries.report_data` from the read models and the log; rendered by `cli/report/` as
 markdown, html (with a chart per metric) or JSON (this model as it is).
 """
 

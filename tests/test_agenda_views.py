@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from adapters.email.render import render
 from cli.main import app
-from cli.report import render_html, render_markdown
+from cli.report.html import render_html
+from cli.report.markdown import render_markdown
 from domain.agenda import agenda_lines, held_agenda, unknown_blocks, vote_warnings
 from domain.format import recommend
 from schemas.messages import MessageContext, MessageKind, OutboundMessage, Recipient

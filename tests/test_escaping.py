@@ -31,7 +31,9 @@ from pydantic import ValidationError
 from adapters.email.render import _HTML, _TEXT, TEMPLATES, _safe_url, render
 from adapters.inbound import answer_mail
 from adapters.web import Answer, FormError, Page, Refusal, _render, confirmation, new_form_id, parse_form, receipt_text
-from cli.report import metric_chart_svg, render_html, render_markdown, tick_label, value_ticks
+from cli.report.chart import metric_chart_svg, tick_label, value_ticks
+from cli.report.html import render_html
+from cli.report.markdown import render_markdown
 from domain.format import recommend
 from domain.numbers import number
 from domain.status import action_status, due_datetime

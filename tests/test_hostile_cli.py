@@ -146,7 +146,7 @@ async def test_every_command_shows_markup_as_typed(wide_env: dict[str, str], tmp
     shows(await engage(env, "block", eid, "--action", "A2", "--reason", BLOCKED), BLOCKED)
     shows(await engage(env, "status", eid), CLIENT, PREREAD, TITLE, OWNER, UNIT)
     shows(await engage(env, "timeline", eid), "metric_reported", "action_blocked")
-    # The markdown report is markdown (cli/report.py), written as it is: no markup is read from it either.
+    # The markdown report is markdown (cli/report/markdown.py), written as it is: no markup is read from it either.
     shows(await engage(env, "report", eid), CLIENT, CONSULTANT, SPONSOR, TITLE, OWNER, METRIC, UNIT, DECISION,
           OPTION, NOTE)
     html_file = tmp_path / "report.html"

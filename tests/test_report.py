@@ -16,7 +16,9 @@ import asyncpg
 import pytest
 import yaml
 
-from cli.report import date_ticks, metric_chart_svg, render_html, render_markdown, value_ticks
+from cli.report.chart import date_ticks, metric_chart_svg, value_ticks
+from cli.report.html import render_html
+from cli.report.markdown import render_markdown
 from domain.format import recommend
 from domain.status import action_status, due_datetime
 from schemas import events as ev

@@ -1,10 +1,6 @@
-"""The follow-through report as people read it: markdown, or a self-contained html page with a chart per metric.
-
-The html page loads nothing from the network (inline CSS, inline SVG, system fonts), so it can be mailed,
-archived or opened offline and look the same. The charts are plain SVG built here, no charting library: the
+"""The metric chart: an inline SVG line chart of one action's values, built here with no charting library. Its
 expected-progress line follows the status rule of DESIGN.md (`domain/status.py`), so what the chart shows and
-the status it explains never disagree.
-"""
+the status it explains never disagree."""
 
 from __future__ import annotations
 
@@ -12,221 +8,15 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from functools import lru_cache
 from html import escape
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import jinja2
-from markupsafe import Markup
-
-from cli.agenda import by_day as agenda_days
-from domain.agenda import agenda_lines
+from cli.report.content import STATUS_COLOURS, local_time, short_date, status_label
 from domain.numbers import number, scientific
-from domain.schedule import local_date, local_label, local_to_utc
-from domain.status import actual_progress, due_datetime, expected_progress
+from domain.schedule import local_to_utc
+from domain.status import due_datetime, expected_progress
 from schemas.common import MAX_VALUE
-from schemas.outcomes import Direction, DotVote
-from schemas.report import ActionReport, Report
-from schemas.status import ActionStatus
-
-TEMPLATES = Path(__file__).parent / "templates"
-
-STATUS_COLOURS: dict[ActionStatus, str] = {
-    ActionStatus.on_track: "#15803d",
-    ActionStatus.behind: "#b45309",
-    ActionStatus.at_risk: "#b91c1c",
-    ActionStatus.achieved: "#14532d",
-    ActionStatus.no_data: "#6b7280",
-}
-# Light backgrounds for the status pills, same hue as the text colour above.
-STATUS_BACKGROUNDS: dict[ActionStatus, str] = {
-    ActionStatus.on_track: "#dcfce7",
-    ActionStatus.behind: "#fef3c7",
-    ActionStatus.at_risk: "#fee2e2",
-    ActionStatus.achieved: "#bbf7d0",
-    ActionStatus.no_data: "#f3f4f6",
-}
-STATUS_ORDER = [ActionStatus.at_risk, ActionStatus.behind, ActionStatus.on_track, ActionStatus.achieved,
-                ActionStatus.no_data]
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-# --- small formatters (shared by markdown and html) ------------------------------------------------------
-
-
-def tick_label(value: float, step: float) -> str:
-    """An axis label, as precise as the step between ticks needs and no more, so neighbouring labels differ:
-    `0.05`, `1,250`, `999,999,999,999,800`; scientific only where fixed decimals would not be readable."""
-    value = round(value / step) * step  # ticks are multiples of the step; drop the drift of adding it up
-    if abs(value) < step / 2:
-        return "0"
-    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
-    if decimals <= 6:
-        return f"{value:,.{decimals}f}"
-    digits = max(1, min(17, math.floor(math.log10(abs(value))) - math.floor(math.log10(step) + 1e-9) + 1))
-    return scientific(value, digits)
-
-
-def status_label(status: ActionStatus) -> str:
-    return status.value.replace("_", " ")
-
-
-def short_date(day: date, *, with_year: bool = False) -> str:
-    # Fixed English month names: strftime("%b") follows the process locale.
-    label = f"{day.day} {_MONTHS[day.month - 1]}"
-    return f"{label} {day.year}" if with_year else label
-
-
-def local_time(at: datetime, tz: str) -> str:
-    """`2027-03-04 09:00` on the wall clock of `tz`."""
-    return f"{at.astimezone(ZoneInfo(tz)):%Y-%m-%d %H:%M}"
-
-
-def progress(action: ActionReport) -> float | None:
-    """How far the last value has moved from baseline to target (1 = target reached), per the status rule."""
-    if action.last_value is None:
-        return None
-    return actual_progress(action.metric, action.last_value)
-
-
-def percent(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if not math.isfinite(value) or abs(value) >= 1000:  # a target a hair from its baseline: no 20-digit percentage
-        return "over 99,999%" if value > 0 else "below -99,999%"
-    return f"{value * 100:,.0f}%"
-
-
-def format_label(report: Report) -> str:
-    if report.format is None:
-        return "not chosen"
-    label = report.format.value.replace("_", " ")
-    return label if report.format_confirmed else f"{label} (recommended)"
-
-
-def session_label(report: Report) -> str:
-    if report.session_starts_at is None:
-        return "not scheduled"
-    return local_label(report.session_starts_at, report.timezone)
-
-
-def status_counts(report: Report) -> list[tuple[ActionStatus, int]]:
-    counts = {s: sum(1 for a in report.actions if a.status is s) for s in STATUS_ORDER}
-    return [(s, n) for s, n in counts.items() if n]
-
-
-# --- markdown ------------------------------------------------------------------------------------------
-
-
-def _md(text: str) -> str:
-    # People's text stays text: a `<` would open raw html wherever the markdown is rendered (notes come from
-    # email replies). Names and notes are single-line already (schemas.common.Text).
-    return text.replace("\\", "\\\\").replace("<", "\\<")
-
-
-def _cell(text: str) -> str:
-    # A pipe would end the cell.
-    return _md(text).replace("|", "\\|")
-
-
-def render_markdown(report: Report) -> str:
-    lines: list[str] = [
-        f"# Follow-through report: {_md(report.client)}",
-        "",
-        f"- Engagement: `{report.engagement_id}`, phase **{report.phase.value.replace('_', ' ')}**",
-        f"- Format: {format_label(report)}",
-        f"- Session: {session_label(report)}",
-        f"- Sponsor: {_md(report.sponsor.name)} <{report.sponsor.email}>",
-        f"- Consultant: {_md(report.consultant.name)} <{report.consultant.email}>",
-        f"- Generated: {local_label(report.generated_at, report.timezone)}",
-    ]
-    if report.cancel_reason:
-        lines.append(f"- Cancelled: {_md(report.cancel_reason)}")
-    lines += ["", "## Actions", ""]
-    if report.actions:
-        counts = ", ".join(f"{n} {status_label(s)}" for s, n in status_counts(report))
-        lines += [f"{len(report.actions)} action{'s' if len(report.actions) != 1 else ''}: {counts}", "",
-                  "| Action | Owner | Metric | Baseline | Target | Latest | Progress | Status | Due |",
-                  "|---|---|---|---:|---:|---:|---:|---|---|"]
-        for a in report.actions:
-            m = a.metric
-            lines.append(
-                f"| {_cell(a.action_id)} {_cell(a.title)} | {_cell(a.owner_name)} | {_cell(m.name)} ({_cell(m.unit)})"
-                f" | {number(m.baseline)} | {number(m.target)} | {number(a.last_value)} | {percent(progress(a))}"
-                f" | {status_label(a.status)} | {a.due.isoformat()} |")
-    else:
-        lines.append("No actions were recorded.")
-    if report.decisions:
-        lines += ["", "## Decisions", ""] + [f"- {_md(d.text)}" + (f" _(block {_md(block_label(report, d.block))})_"
-                                                                   if d.block else "") for d in report.decisions]
-    for vote in vote_groups(report):
-        lines += ["", f"## {_md(vote.heading)}", "", "| Option | Votes |", "|---|---:|"]
-        lines += [f"| {_cell(v.option)} | {v.votes} |" for v in vote.options]
-    if report.agenda is not None:
-        first_day = local_date(report.session_starts_at, report.timezone) if report.session_starts_at else None
-        lines += ["", "## The agenda as held", ""]
-        lines += [f"**{_md(line)}**" if line.startswith("Day ") else f"- {_md(line)}"
-                  for line in agenda_lines(report.agenda, first_day)]
-    for a in report.actions:
-        lines += ["", *_action_markdown(a)]
-    return "\n".join(lines) + "\n"
-
-
-@dataclass(frozen=True)
-class VoteGroup:
-    """One dot vote: the options of one agenda block (or of none), most votes first."""
-
-    heading: str
-    options: list[DotVote]
-    most: int
-    dots: int | None
-
-
-def block_label(report: Report, ref: str) -> str:
-    item = report.agenda.block(ref) if report.agenda else None
-    return f"{ref} {item.title}" if item else ref
-
-
-def vote_groups(report: Report) -> list[VoteGroup]:
-    blocks = list(dict.fromkeys(v.block for v in report.dot_votes))
-    groups = []
-    for ref in blocks:
-        options = sorted((v for v in report.dot_votes if v.block == ref), key=lambda v: -v.votes)
-        item = report.agenda.block(ref) if report.agenda and ref else None
-        heading = f"Dot vote in {block_label(report, ref)}" if ref else "Dot votes"
-        groups.append(VoteGroup(heading, options, max(v.votes for v in options), item.dots if item else None))
-    return groups
-
-
-def _action_markdown(a: ActionReport) -> list[str]:
-    m = a.metric
-    arrow = "up" if m.direction is Direction.increase else "down"
-    lines = [
-        f"### {a.action_id}: {_md(a.title)} ({status_label(a.status)})",
-        "",
-        f"- Owner: {_md(a.owner_name)} <{a.owner_email}> ({a.owner_timezone})",
-        f"- Due: {a.due.isoformat()}",
-        f"- Metric: {_md(m.name)}, from {number(m.baseline)} to {number(m.target)} {_md(m.unit)} ({arrow})",
-        f"- Latest: {number(a.last_value)} {_md(m.unit)}, progress {percent(progress(a))}",
-        f"- Check-ins: {a.checkins_sent} requested, {len(a.history)} values, {a.missed} missed, "
-        f"{a.escalations} escalated, {a.snoozes} snoozed",
-    ]
-    if a.closed_reason:
-        lines.append(f"- Closed: {a.closed_reason}")
-    elif a.next_checkin_at:
-        lines.append(f"- Next check-in: {local_label(a.next_checkin_at, a.owner_timezone)}")
-    lines.append("")
-    if not a.history:
-        lines.append("No values reported yet.")
-        return lines
-    lines += [f"| When ({a.owner_timezone}) | Value ({_cell(m.unit)}) | Status | Note |", "|---|---:|---|---|"]
-    lines += [f"| {local_time(p.at, a.owner_timezone)} | {number(p.value)} | {status_label(p.status)}"
-              f" | {_cell(p.note or '')} |" for p in a.history]
-    return lines
-
-
-# --- the chart -----------------------------------------------------------------------------------------
+from schemas.report import ActionReport
 
 WIDTH, HEIGHT = 600, 244
 # The plot area; tick labels, the unit, the due label and the legend sit outside it. The left edge moves
@@ -240,6 +30,19 @@ TARGET_COLOUR = "#15803d"
 AXIS_COLOUR = "#9ca3af"
 GRID_COLOUR = "#e5e7eb"
 TEXT_COLOUR = "#4b5563"
+
+
+def tick_label(value: float, step: float) -> str:
+    """An axis label, as precise as the step between ticks needs and no more, so neighbouring labels differ:
+    `0.05`, `1,250`, `999,999,999,999,800`; scientific only where fixed decimals would not be readable."""
+    value = round(value / step) * step  # ticks are multiples of the step; drop the drift of adding it up
+    if abs(value) < step / 2:
+        return "0"
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
+    if decimals <= 6:
+        return f"{value:,.{decimals}f}"
+    digits = max(1, min(17, math.floor(math.log10(abs(value))) - math.floor(math.log10(step) + 1e-9) + 1))
+    return scientific(value, digits)
 
 
 @dataclass(frozen=True)
@@ -446,48 +249,3 @@ def _legend(left: float) -> Iterable[str]:
     yield f'<line x1="390" y1="-7" x2="390" y2="7" stroke="{TEXT_COLOUR}" stroke-dasharray="2 3"/>'
     yield _text(398, 4, "due date", size=12)
     yield "</g>"
-
-
-# --- html ----------------------------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=1)
-def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters.update(number=number, status_label=status_label, percent=percent, local_time=local_time,
-                       local_label=local_label)
-    return env
-
-
-def render_html(report: Report) -> str:
-    actions = [
-        {
-            "a": a,
-            "chart": Markup(metric_chart_svg(a)),  # safe: every text in it is escaped
-            "progress": progress(a),
-            "bar": round(100 * min(1.0, max(0.0, progress(a) or 0.0)), 1),
-            "colour": STATUS_COLOURS[a.status],
-            "background": STATUS_BACKGROUNDS[a.status],
-        }
-        for a in report.actions
-    ]
-    first_day = local_date(report.session_starts_at, report.timezone) if report.session_starts_at else None
-    return _environment().get_template("report.html.j2").render(
-        r=report,
-        actions=actions,
-        counts=[(s, n, STATUS_COLOURS[s], STATUS_BACKGROUNDS[s]) for s, n in status_counts(report)],
-        format_label=format_label(report),
-        session_label=session_label(report),
-        generated_label=local_label(report.generated_at, report.timezone),
-        votes=vote_groups(report),
-        block_label=lambda ref: block_label(report, ref),
-        agenda_days=agenda_days(report.agenda, first_day) if report.agenda else [],
-        status_colours={s.value: c for s, c in STATUS_COLOURS.items()},
-        status_backgrounds={s.value: c for s, c in STATUS_BACKGROUNDS.items()},
-    )
