@@ -108,6 +108,14 @@ class MessageContext(BaseModel):
     answer_text: str | None = None
     answer_subject: str | None = None
 
+    def with_(self, **changes: object) -> MessageContext:
+        """A copy with these fields changed, validated. Unlike `model_copy(update=...)`, which keeps a misspelt
+        name as a stray attribute that no template reads, a name that is not a field is a TypeError."""
+        unknown = sorted(set(changes) - set(type(self).model_fields))
+        if unknown:
+            raise TypeError(f"MessageContext has no field {', '.join(repr(name) for name in unknown)}")
+        return type(self).model_validate({**dict(self), **changes})
+
 
 class OutboundMessage(BaseModel):
     """One email to one recipient. `key` is the idempotency key of the step and becomes the Message-ID."""
