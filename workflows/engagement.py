@@ -742,7 +742,7 @@ class EngagementWorkflow:
             agenda=self._agenda_lines(),
         )
         return OutboundMessage(engagement_id=self._id, key=f"{self._id}/{step}", kind=kind, to=to, cc=cc or [],
-                               context=base.model_copy(update=context), calendar=calendar, reply=reply,
+                               context=base.with_(**context), calendar=calendar, reply=reply,
                                summary=summary)
 
     # --- invitations ------------------------------------------------------------------------------------
