@@ -9,16 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-import jinja2
-
+from cli.documents import environment
 from domain.agenda import day_label
 from schemas.recommendation import Agenda, AgendaItem, BlockKind
-
-TEMPLATES = Path(__file__).parent / "templates"
 
 
 @dataclass(frozen=True)
@@ -112,14 +107,8 @@ def agenda_json(agenda: Agenda, *, first_day: date | None = None) -> dict[str, A
 # --- html run sheet --------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=1)
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
-                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-
-
 def render_html(agenda: Agenda, *, first_day: date | None = None, title: str | None = None) -> str:
-    return _environment().get_template("agenda.html.j2").render(
+    return environment().get_template("agenda.html.j2").render(
         heading=heading(agenda, title), days=by_day(agenda, first_day), technique_label=technique_label,
         work=BlockKind.work, pauses=(BlockKind.break_, BlockKind.lunch), social=BlockKind.social)
 

@@ -3,46 +3,23 @@ inline CSS, nothing loaded from the network."""
 
 from __future__ import annotations
 
-from functools import lru_cache
-from pathlib import Path
-
-import jinja2
 from markupsafe import Markup
 
 from cli.agenda import by_day as agenda_days
+from cli.documents import environment
 from cli.report.chart import metric_chart_svg
 from cli.report.content import (
     STATUS_BACKGROUNDS,
     STATUS_COLOURS,
     block_label,
     format_label,
-    local_time,
-    percent,
     progress,
     session_label,
     status_counts,
-    status_label,
     vote_groups,
 )
-from domain.numbers import number
 from domain.schedule import local_date, local_label
 from schemas.report import Report
-
-TEMPLATES = Path(__file__).parent.parent / "templates"
-
-
-@lru_cache(maxsize=1)
-def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters.update(number=number, status_label=status_label, percent=percent, local_time=local_time,
-                       local_label=local_label)
-    return env
 
 
 def render_html(report: Report) -> str:
@@ -58,7 +35,7 @@ def render_html(report: Report) -> str:
         for a in report.actions
     ]
     first_day = local_date(report.session_starts_at, report.timezone) if report.session_starts_at else None
-    return _environment().get_template("report.html.j2").render(
+    return environment().get_template("report.html.j2").render(
         r=report,
         actions=actions,
         counts=[(s, n, STATUS_COLOURS[s], STATUS_BACKGROUNDS[s]) for s, n in status_counts(report)],
