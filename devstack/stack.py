@@ -111,47 +111,31 @@ class DevStack:
         self.echo("Postgres", self.env["ENGAGE_DATABASE_URL"] if self.postgres else "external (ENGAGE_DATABASE_URL)")
         self.echo("SMTP sink", f"{self.mail.url} -> {self.mail.folder}" if self.mail else "external (ENGAGE_SMTP_URL)")
         self.echo("CalDAV", self.radicale.url if self.radicale else "external (ENGAGE_CALDAV_URL)")
-        self._spawn_inbound()
-        self._spawn_web()
+        # `engage inbox` and `engage web` in processes of their own, so a slow reply or page never holds up the
+        # worker, and the other way round; owners open the links of check-in mails on the page.
+        self.inbound = self._spawn_engage("inbox", "inbound", ENGAGE_INBOUND_HOST="127.0.0.1",
+                                          ENGAGE_INBOUND_PORT=str(self.ports.inbound))
+        self.web = self._spawn_engage("web", "web", ENGAGE_WEB_HOST="127.0.0.1", ENGAGE_WEB_PORT=str(self.ports.web))
         self._start_worker()
         self.echo("Worker", f"task queue {os.environ.get('ENGAGE_TASK_QUEUE', 'engage')}")
-        self._wait_inbound()
+        self._wait_listening(self.inbound, self.ports.inbound, "the inbound mail server", "inbound")
         domain = os.environ.get("ENGAGE_INBOUND_DOMAIN", "engage.localhost")
         self.echo("Inbound mail", f"smtp://127.0.0.1:{self.ports.inbound} (checkin+TOKEN@{domain})")
-        self._wait_web()
+        self._wait_listening(self.web, self.ports.web, "the check-in page", "web")
         self.echo("Check-in page", f"{self.web_url} (links: {self.env['ENGAGE_PUBLIC_URL']}/a/TOKEN)")
 
-    def _spawn_inbound(self) -> None:
-        # Its own process (`engage inbox`), so a slow reply never holds up the worker, and the other way round.
-        self.inbound = spawn(
-            [sys.executable, "-m", "cli.main", "inbox"],
-            log_path=self.data_dir / "logs" / "inbound.log",
-            env={**self.env, "ENGAGE_LOG_FORMAT": "json", "ENGAGE_INBOUND_HOST": "127.0.0.1",
-                 "ENGAGE_INBOUND_PORT": str(self.ports.inbound)},
-        )
+    def _spawn_engage(self, command: str, log: str, **env: str) -> subprocess.Popen:
+        """`engage <command>` in its own process, its JSON log lines in logs/<log>.log."""
+        return spawn([sys.executable, "-m", "cli.main", command], log_path=self.data_dir / "logs" / f"{log}.log",
+                     env={**self.env, "ENGAGE_LOG_FORMAT": "json", **env})
 
-    def _wait_inbound(self, timeout: float = 60.0) -> None:
-        assert self.inbound is not None
+    def _wait_listening(self, proc: subprocess.Popen | None, port: int, what: str, log: str,
+                        timeout: float = 60.0) -> None:
+        assert proc is not None
         try:
-            wait_for_port(self.ports.inbound, timeout, proc=self.inbound, what="the inbound mail server")
+            wait_for_port(port, timeout, proc=proc, what=what)
         except RuntimeError as exc:
-            raise RuntimeError(f"{exc}; see {self.data_dir / 'logs/inbound.log'}") from exc
-
-    def _spawn_web(self) -> None:
-        # `engage web`, its own process like the inbound server: owners open the links of check-in mails here.
-        self.web = spawn(
-            [sys.executable, "-m", "cli.main", "web"],
-            log_path=self.data_dir / "logs" / "web.log",
-            env={**self.env, "ENGAGE_LOG_FORMAT": "json", "ENGAGE_WEB_HOST": "127.0.0.1",
-                 "ENGAGE_WEB_PORT": str(self.ports.web)},
-        )
-
-    def _wait_web(self, timeout: float = 60.0) -> None:
-        assert self.web is not None
-        try:
-            wait_for_port(self.ports.web, timeout, proc=self.web, what="the check-in page")
-        except RuntimeError as exc:
-            raise RuntimeError(f"{exc}; see {self.data_dir / 'logs/web.log'}") from exc
+            raise RuntimeError(f"{exc}; see {self.data_dir / 'logs' / f'{log}.log'}") from exc
 
     def _start_worker(self, timeout: float = 60.0) -> None:
         ready = self.data_dir / "worker.ready"
