@@ -16,15 +16,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeAlias, TypeVar
 
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.service import RPCStatusCode
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
-from adapters.temporal import engagement_workflow_id
+from adapters.temporal import engagement_workflow_id, follow_through_workflow_id
 from schemas.events import Phase
 from schemas.outcomes import Outcomes
 from schemas.recommendation import EngagementFormat, Recommendation
 from schemas.scoping import Scoping
 from schemas.state import (
+    ActionView,
     ChooseFormat,
     EngagementInput,
     EngagementStatus,
@@ -33,6 +34,7 @@ from schemas.state import (
     SessionPlan,
 )
 from workflows.engagement import EngagementWorkflow
+from workflows.follow_through import ActionFollowThroughWorkflow
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -63,9 +65,30 @@ async def start_engagement_workflow(client: Client, scoping: Scoping, *, task_qu
         id=workflow_id or engagement_workflow_id(engagement_id), task_queue=task_queue, **options)
 
 
-async def engagement_status(handle: EngagementHandle) -> EngagementStatus:
-    """The engagement as its workflow sees it now."""
-    return await handle.query(EngagementWorkflow.status)
+async def engagement_status(client: Client, engagement_id: str) -> EngagementStatus:
+    """An engagement's status with each open action's view from its own follow-through workflow.
+
+    The engagement hears only what matters from its actions (values, snoozes, blocks, status changes, the
+    close); the routine count of check-ins, reminders, misses and the next check-in live in each action's own
+    workflow, queried here for every action still open."""
+    status = await engagement_handle(client, engagement_id).query(EngagementWorkflow.status)
+    if status.phase is not Phase.follow_through:
+        return status
+
+    async def current(view: ActionView) -> ActionView:
+        if view.closed_reason is not None:
+            return view
+        handle = client.get_workflow_handle_for(ActionFollowThroughWorkflow.run,
+                                                follow_through_workflow_id(engagement_id, view.action_id))
+        try:
+            return await handle.query(ActionFollowThroughWorkflow.view)
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.NOT_FOUND:
+                return view  # its follow-through is about to start: the engagement's plan is all there is
+            raise
+
+    actions = await asyncio.gather(*(current(v) for v in status.actions))
+    return status.model_copy(update={"actions": list(actions)})
 
 
 async def update(handle: EngagementHandle, which: Update[R], payload: Any, *, id: str | None = None,
@@ -166,7 +189,8 @@ async def walk_to_follow_through(
         return None if update_ids is None else update_ids + step
 
     if format is None:
-        format = (await call(lambda: engagement_status(handle), f"{handle.id} status")).recommendation.format
+        format = (await call(lambda: handle.query(EngagementWorkflow.status),
+                             f"{handle.id} status")).recommendation.format
     chosen = format
     recommendation = await call(lambda: handle.execute_update(
         EngagementWorkflow.choose_format, ChooseFormat(format=chosen), id=update_id("choose")),
@@ -206,7 +230,7 @@ async def _record(handle: EngagementHandle, outcomes: RecordOutcomes, clock: Clo
             # Refused because the workflow has not seen its session begin yet (its timer behind the clock on a
             # busy machine), or because an earlier attempt went through and its answer was lost: look, then go
             # on or try again.
-            seen = await call(lambda: engagement_status(handle), f"{handle.id} status")
+            seen = await call(lambda: handle.query(EngagementWorkflow.status), f"{handle.id} status")
             if seen.phase not in (Phase.scheduling, Phase.pre_reads, Phase.session):
                 return [a.action_id for a in seen.actions]
             await clock.sleep(retry_every)

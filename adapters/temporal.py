@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from functools import lru_cache
 from pathlib import Path
@@ -17,11 +16,9 @@ from temporalio.runtime import (
     TelemetryConfig,
     TelemetryFilter,
 )
-from temporalio.service import RPCError, RPCStatusCode, TLSConfig
+from temporalio.service import RPCError, TLSConfig
 
-from schemas.events import Phase
 from schemas.settings import Settings
-from schemas.state import ActionView, EngagementStatus
 
 
 class TemporalUnavailable(RuntimeError):
@@ -85,32 +82,3 @@ def _runtime(metrics_host: str, metrics_port: int | None) -> Runtime:
 
 def follow_through_workflow_id(engagement_id: str, action_id: str) -> str:
     return f"{engagement_workflow_id(engagement_id)}/{action_id}"
-
-
-async def engagement_status(client: Client, engagement_id: str) -> EngagementStatus:
-    """An engagement's status with each open action's view from its own follow-through workflow.
-
-    The engagement hears only what matters from its actions (values, snoozes, blocks, status changes, the
-    close); the routine count of check-ins, reminders, misses and the next check-in live in each action's own
-    workflow, queried here for every action still open."""
-    from workflows.engagement import EngagementWorkflow
-    from workflows.follow_through import ActionFollowThroughWorkflow
-
-    status = await client.get_workflow_handle(engagement_workflow_id(engagement_id)).query(
-        EngagementWorkflow.status)
-    if status.phase is not Phase.follow_through:
-        return status
-
-    async def current(view: ActionView) -> ActionView:
-        if view.closed_reason is not None:
-            return view
-        handle = client.get_workflow_handle(follow_through_workflow_id(engagement_id, view.action_id))
-        try:
-            return await handle.query(ActionFollowThroughWorkflow.view)
-        except RPCError as exc:
-            if exc.status is RPCStatusCode.NOT_FOUND:
-                return view  # its follow-through is about to start: the engagement's plan is all there is
-            raise
-
-    actions = await asyncio.gather(*(current(v) for v in status.actions))
-    return status.model_copy(update={"actions": list(actions)})

@@ -41,24 +41,28 @@ import asyncpg  # noqa: E402
 from rich.console import Console  # noqa: E402
 from temporalio.client import (  # noqa: E402
     Client,
-    WorkflowHandle,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError  # noqa: E402
 from temporalio.service import RPCError, RPCStatusCode  # noqa: E402
 
-from adapters.temporal import connect, engagement_workflow_id  # noqa: E402
+from adapters.engagement_client import (  # noqa: E402
+    EngagementHandle,
+    engagement_handle,
+    engagement_status,
+    start_engagement_workflow,
+    walk_to_follow_through,
+)
+from adapters.temporal import connect  # noqa: E402
 from bench import print_figures  # noqa: E402
 from bench.run import Stack, bench_outcomes, bench_scoping  # noqa: E402
 from devstack.process import spawn, stop  # noqa: E402
 from schemas.events import Phase  # noqa: E402
+from schemas.names import EngagementFormat  # noqa: E402
 from schemas.settings import Settings  # noqa: E402
 from schemas.state import (  # noqa: E402
-    ChooseFormat,
-    EngagementInput,
     EngagementStatus,
-    RecordOutcomes,
     ReportMetric,
     ScheduleSession,
 )
@@ -177,47 +181,27 @@ async def drive(client: Client, task_queue: str, engagement_id: str, session_at:
     scoping.follow_through = scoping.follow_through.model_copy(update={
         "cadence": timedelta(seconds=CADENCE_S), "horizon": timedelta(seconds=HORIZON_S)})
 
-    async def start() -> WorkflowHandle:
+    async def start() -> EngagementHandle:
         try:
-            return await client.start_workflow(EngagementWorkflow.run,
-                                               EngagementInput(engagement_id=engagement_id, scoping=scoping),
-                                               id=engagement_workflow_id(engagement_id), task_queue=task_queue)
+            return await start_engagement_workflow(client, scoping, task_queue=task_queue)
         except WorkflowAlreadyStartedError:
-            return client.get_workflow_handle(engagement_workflow_id(engagement_id))
+            return engagement_handle(client, engagement_id)
 
     handle = await persist(start, f"{engagement_id} start")
-    await persist(lambda: handle.execute_update(EngagementWorkflow.choose_format, ChooseFormat(format="combined"),
-                                                id="choose"), f"{engagement_id} choose")
-    for attempt in range(5):
-        try:
-            await persist(lambda at=session_at, n=attempt: handle.execute_update(  # type: ignore[misc]
-                EngagementWorkflow.schedule_session,
-                ScheduleSession(on=at.date(), at=at.strftime("%H:%M:%S"), days=2), id=f"schedule-{n}"),
-                f"{engagement_id} schedule")
-            break
-        except WorkflowUpdateFailedError:
-            # The faults held this update up until its session time had passed, and the workflow rightly
-            # refused a session in the past: the consultant picks a later time.
-            session_at = (datetime.now(UTC) + timedelta(seconds=20)).replace(microsecond=0)
-    await asyncio.sleep(max(0.0, (session_at - datetime.now(UTC)).total_seconds()) + 0.5)
-    for attempt in range(120):
-        try:
-            await persist(lambda n=attempt: handle.execute_update(  # type: ignore[misc]
-                EngagementWorkflow.record_outcomes, RecordOutcomes(outcomes=bench_outcomes(today)),
-                id="outcomes" if n == 0 else f"outcomes-{n}"), f"{engagement_id} outcomes")
-            break
-        except WorkflowUpdateFailedError:
-            # On a loaded machine the faults can hold the workflow back behind the clock (its session not begun,
-            # invitations still going out when the driver's timer fires), or an earlier attempt went through and
-            # its answer was lost: look, then go on or try again.
-            seen = await persist(lambda: handle.query(EngagementWorkflow.status), f"{engagement_id} status")
-            if seen.phase not in (Phase.scheduling, Phase.pre_reads, Phase.session):
-                break
-            await asyncio.sleep(2)
+
+    def session(attempt: int) -> ScheduleSession:
+        # The faults may hold an update up until its session time has passed, and the workflow rightly refuses a
+        # session in the past: the consultant then picks a later time.
+        at = session_at if attempt == 0 else (datetime.now(UTC) + timedelta(seconds=20)).replace(microsecond=0)
+        return ScheduleSession(on=at.date(), at=at.strftime("%H:%M:%S"), days=2)
+
+    # Every update with its id, so a call retried through a restart counts once.
+    await walk_to_follow_through(handle, bench_outcomes(today), session, format=EngagementFormat.combined,
+                                 after_start=timedelta(seconds=0.5), session_attempts=5, outcomes_attempts=120,
+                                 retry_every=timedelta(seconds=2), update_ids="", call=persist)
     answered = 0
     while True:
-        status: EngagementStatus = await persist(lambda: handle.query(EngagementWorkflow.status),
-                                                 f"{engagement_id} status")
+        status = await persist(lambda: engagement_status(client, engagement_id), f"{engagement_id} status")
         if status.phase in (Phase.closed, Phase.cancelled):
             return status
         view = next((a for a in status.actions if a.action_id == ANSWERING), None)

@@ -224,21 +224,15 @@ def show_answer_mails(console: Console, mail_dir: Path, engagement_id: str) -> N
 
 async def play(settings: Settings, console: Console, mail_dir: Path) -> str:
     """Run the sample engagement to the end; returns its id."""
-    from adapters.email import message_id_for
+    from adapters.email.headers import message_id_for
+    from adapters.engagement_client import engagement_status, walk_to_follow_through
     from adapters.temporal import connect
     from cli.starting import start_engagement
     from schemas.common import parse_duration
     from schemas.events import Phase
-    from schemas.state import (
-        AcknowledgePreread,
-        AddPreread,
-        ChooseFormat,
-        EngagementStatus,
-        RecordOutcomes,
-        ReportMetric,
-        ScheduleSession,
-    )
+    from schemas.state import AcknowledgePreread, AddPreread, ReportMetric, ScheduleSession, SessionPlan
     from store.db import create_pool
+    from workflows.engagement import EngagementWorkflow
 
     client = await connect(settings)
     pool = await create_pool(settings)
@@ -252,33 +246,40 @@ async def play(settings: Settings, console: Console, mail_dir: Path) -> str:
         static_details=f"**Client:** {scoping.client}\n\n**Sponsor:** {scoping.sponsor.name}\n\n"
                        f"**Consultant:** {scoping.consultant.name}")
     log: list[str] = [f"started {eid}"]
+    status = await engagement_status(client, eid)
+    chosen = status.recommendation.format
 
-    async def update(name: str, payload: Any) -> Any:
-        return await handle.execute_update(name, payload)
+    async def scheduled(plan: SessionPlan) -> None:
+        log.append(f"consultant chose {chosen.value}")
+        log.append(f"session scheduled for {session_start:%H:%M:%S} {scoping.timezone}; invitations sent")
+        await handle.execute_update(EngagementWorkflow.add_preread, AddPreread(
+            title="Market memo", url="https://example.com/memo", days_before=1))
+        await handle.execute_update(EngagementWorkflow.acknowledge_preread,
+                                    AcknowledgePreread(participant=scoping.participants[0].email))
+        log.append(f"pre-read sent; {scoping.participants[0].name} has read it")
 
-    status: EngagementStatus = await handle.query("status", result_type=EngagementStatus)
-    await update("choose_format", ChooseFormat(format=status.recommendation.format))
-    log.append(f"consultant chose {status.recommendation.format.value}")
-    await update("schedule_session", ScheduleSession(on=session_start.date(), at=session_start.strftime("%H:%M:%S"),
-                                                     days=status.recommendation.days))
-    log.append(f"session scheduled for {session_start:%H:%M:%S} {scoping.timezone}; invitations sent")
-    await update("add_preread", AddPreread(title="Market memo", url="https://example.com/memo", days_before=1))
-    await update("acknowledge_preread", AcknowledgePreread(participant=scoping.participants[0].email))
-    log.append(f"pre-read sent; {scoping.participants[0].name} has read it")
+    async def consultant() -> None:
+        # The outcomes go in once the session has begun (tried again while a busy worker has not seen it begin).
+        await walk_to_follow_through(
+            handle, demo_outcomes(now.date()),
+            ScheduleSession(on=session_start.date(), at=session_start.strftime("%H:%M:%S"),
+                            days=status.recommendation.days),
+            format=chosen, scheduled=scheduled, after_start=timedelta(seconds=0.5), outcomes_attempts=120,
+            retry_every=timedelta(seconds=0.5))
+        log.append("consultant recorded the outcomes: 2 actions")
 
+    # The consultant's walk runs beside the view and the owners' answers.
+    walk = asyncio.create_task(consultant())
     answered: dict[str, int] = {}
-    outcomes_recorded = False
     with Live(console=console, refresh_per_second=4, transient=False) as live:
         while True:
-            status = await handle.query("status", result_type=EngagementStatus)
+            if walk.done():
+                walk.result()  # the walk's failure ends the demo with it
+            status = await engagement_status(client, eid)
             sent = await pool.fetchval("SELECT count(*) FROM outbound_messages WHERE engagement_id = $1", eid)
             live.update(_view(status, sent, log))
             if status.phase in (Phase.closed, Phase.cancelled):
                 break
-            if status.phase is Phase.session and not outcomes_recorded:
-                await update("record_outcomes", RecordOutcomes(outcomes=demo_outcomes(now.date())))
-                outcomes_recorded = True
-                log.append("consultant recorded the outcomes: 2 actions")
             for a in status.actions:
                 values = ANSWERS.get(a.action_id, [])
                 done = answered.get(a.action_id, 0)
@@ -294,16 +295,19 @@ async def play(settings: Settings, console: Console, mail_dir: Path) -> str:
                                                      settings)
                         log.append(f"{a.owner.name} replied to check-in {done + 1}: {told}")
                     else:
-                        view = await update("report_metric", ReportMetric(action_id=a.action_id, value=values[done]))
+                        view = await handle.execute_update(EngagementWorkflow.report_metric,
+                                                           ReportMetric(action_id=a.action_id, value=values[done]))
                         log.append(f"{a.owner.name} answered check-in {done + 1}: {values[done]:g} -> "
-                                   f"{view['status'] if isinstance(view, dict) else view.status.value}")
+                                   f"{view.status.value}")
             await asyncio.sleep(0.5)
+    await walk
     await pool.close()
     return eid
 
 
 async def write_report(settings: Settings, engagement_id: str, out_dir: Path) -> tuple[str, Path]:
-    from cli.report import render_html, render_markdown
+    from cli.report.html import render_html
+    from cli.report.markdown import render_markdown
     from store.db import create_pool
     from store.queries import report_data
 

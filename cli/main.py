@@ -18,6 +18,8 @@ from schemas.names import EngagementFormat, Phase
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
+    from adapters.engagement_client import EngagementHandle, Update
+
 T = TypeVar("T")
 
 
@@ -127,19 +129,18 @@ async def _client() -> Any:
     return await connect(_settings())
 
 
-async def _handle(engagement_id: str) -> Any:
-    from adapters.temporal import engagement_workflow_id
+async def _handle(engagement_id: str) -> EngagementHandle:
+    from adapters.engagement_client import engagement_handle
 
-    client = await _client()
-    return client.get_workflow_handle(engagement_workflow_id(engagement_id))
+    return engagement_handle(await _client(), engagement_id)
 
 
-async def _update(engagement_id: str, update: str, payload: Any, result_type: type | None = None) -> Any:
+async def _update(engagement_id: str, update: Update[T], payload: Any) -> T:
     from temporalio.service import RPCError, RPCStatusCode
 
     handle = await _handle(engagement_id)
     try:
-        return await handle.execute_update(update, payload, result_type=result_type)
+        return await handle.execute_update(update, payload)
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise await _not_found(handle, engagement_id) from exc
@@ -390,11 +391,12 @@ def choose(
     reason: str | None = typer.Option(None, "--reason", help="why, when overriding the recommendation"),
 ) -> None:
     """Confirm or override the recommended format."""
-    from schemas.recommendation import Recommendation
     from schemas.state import ChooseFormat
 
     payload = guarded(lambda: ChooseFormat(format=format.value, reason=reason))
-    result = _run(lambda: _update(engagement, "choose_format", payload, Recommendation))
+    from workflows.engagement import EngagementWorkflow
+
+    result = _run(lambda: _update(engagement, EngagementWorkflow.choose_format, payload))
     _console().print(f"{engagement}: format {result.format.value}, {result.min_days:g}-{result.max_days:g} days, "
                      f"{result.location.value}. Next: engage schedule {engagement} --on YYYY-MM-DD")
 
@@ -408,7 +410,7 @@ def schedule(
     days: float | None = typer.Option(None, "--days", help="duration in days (default: the recommendation)"),
 ) -> None:
     """Set the session date and send the invitations."""
-    from schemas.state import ScheduleSession, SessionPlan
+    from schemas.state import ScheduleSession
 
     def parse() -> ScheduleSession:
         try:
@@ -418,7 +420,9 @@ def schedule(
         return ScheduleSession(on=day, at=at, days=days)
 
     payload = guarded(parse)
-    plan = _run(lambda: _update(engagement, "schedule_session", payload, SessionPlan))
+    from workflows.engagement import EngagementWorkflow
+
+    plan = _run(lambda: _update(engagement, EngagementWorkflow.schedule_session, payload))
     from domain.schedule import local_label
 
     _console().print(f"{engagement}: session {local_label(plan.starts_at, plan.timezone)} for {plan.days:g} days "
@@ -433,10 +437,12 @@ def preread_add(
     days_before: int = typer.Option(7, "--days-before", help="days before the session it is sent"),
 ) -> None:
     """Add a pre-read, emailed to the participants N days before the session."""
-    from schemas.state import AddPreread, PrereadView
+    from schemas.state import AddPreread
 
     payload = guarded(lambda: AddPreread(title=title, url=url, days_before=days_before))
-    view = _run(lambda: _update(engagement, "add_preread", payload, PrereadView))
+    from workflows.engagement import EngagementWorkflow
+
+    view = _run(lambda: _update(engagement, EngagementWorkflow.add_preread, payload))
     _console().print(f"{engagement}: pre-read {view.preread_id} '{view.title}', sent {view.days_before} days before")
 
 
@@ -447,10 +453,12 @@ def preread_ack(
     preread: str | None = typer.Option(None, "--preread", help="pre-read id (default: all of them)"),
 ) -> None:
     """Record that a participant has read a pre-read."""
-    from schemas.state import AcknowledgePreread, PrereadView
+    from schemas.state import AcknowledgePreread
 
     payload = guarded(lambda: AcknowledgePreread(participant=participant, preread_id=preread))
-    views = _run(lambda: _update(engagement, "acknowledge_preread", payload, list[PrereadView]))
+    from workflows.engagement import EngagementWorkflow
+
+    views = _run(lambda: _update(engagement, EngagementWorkflow.acknowledge_preread, payload))
     missing = {v.preread_id: v.missing for v in views}
     _console().print(f"{engagement}: {participant} acknowledged; still missing: {missing}")
 
@@ -469,7 +477,9 @@ def session_record(
 
     payload = guarded(lambda: RecordOutcomes(outcomes=outcomes))
     _check_votes(engagement, outcomes)
-    ids = _run(lambda: _update(engagement, "record_outcomes", payload, list[str]))
+    from workflows.engagement import EngagementWorkflow
+
+    ids = _run(lambda: _update(engagement, EngagementWorkflow.record_outcomes, payload))
     _console().print(f"{engagement}: outcomes recorded; actions {', '.join(ids)}")
 
 
@@ -494,11 +504,10 @@ def _check_votes(engagement: str, outcomes: Any) -> None:
 async def _query_status(engagement: str) -> Any:
     from temporalio.service import RPCError, RPCStatusCode
 
-    from schemas.state import EngagementStatus
+    from adapters.engagement_client import engagement_status
 
-    handle = await _handle(engagement)
     try:
-        return await handle.query("status", result_type=EngagementStatus)
+        return await engagement_status(await _client(), engagement)
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise BadInput(f"engagement: unknown engagement {engagement!r}") from exc
@@ -513,10 +522,12 @@ def checkin(
     note: str | None = typer.Option(None, "--note"),
 ) -> None:
     """Report a metric value for an action."""
-    from schemas.state import ActionView, ReportMetric
+    from schemas.state import ReportMetric
 
     payload = guarded(lambda: ReportMetric(action_id=action, value=value, note=note))
-    view = _run(lambda: _update(engagement, "report_metric", payload, ActionView))
+    from workflows.engagement import EngagementWorkflow
+
+    view = _run(lambda: _update(engagement, EngagementWorkflow.report_metric, payload))
     _console().print(f"{engagement}/{view.action_id}: {view.last_value:g} {view.metric.unit} -> {view.status.value}")
 
 
@@ -527,10 +538,12 @@ def snooze(
     days: int = typer.Option(..., "--days", help="postpone the next check-in by N days"),
 ) -> None:
     """Postpone an action's next check-in."""
-    from schemas.state import ActionView, SnoozeAction
+    from schemas.state import SnoozeAction
 
     payload = guarded(lambda: SnoozeAction(action_id=action, days=days))
-    view = _run(lambda: _update(engagement, "snooze_action", payload, ActionView))
+    from workflows.engagement import EngagementWorkflow
+
+    view = _run(lambda: _update(engagement, EngagementWorkflow.snooze_action, payload))
     from domain.schedule import local_label
 
     nxt = local_label(view.next_checkin_at, view.owner.timezone) if view.next_checkin_at else "none"
@@ -546,10 +559,12 @@ def block(
     """Report an action blocked, with the reason: the consultant is told at once (as from the check-in page)."""
     from rich.text import Text
 
-    from schemas.state import ActionView, BlockAction
+    from schemas.state import BlockAction
 
     payload = guarded(lambda: BlockAction(action_id=action, reason=reason))
-    view = _run(lambda: _update(engagement, "block_action", payload, ActionView))
+    from workflows.engagement import EngagementWorkflow
+
+    view = _run(lambda: _update(engagement, EngagementWorkflow.block_action, payload))
     _console().print(Text(f"{engagement}/{view.action_id}: blocked ({view.blocked_reason}); the consultant is told"))
 
 
@@ -562,7 +577,9 @@ def cancel(
     from schemas.state import CancelEngagement
 
     payload = guarded(lambda: CancelEngagement(reason=reason))
-    _run(lambda: _update(engagement, "cancel", payload))
+    from workflows.engagement import EngagementWorkflow
+
+    _run(lambda: _update(engagement, EngagementWorkflow.cancel, payload))
     _console().print(f"{engagement}: cancelled")
 
 
@@ -575,20 +592,7 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """Phase, format, session, pre-read acknowledgements, each action with its status and next check-in."""
-    from schemas.state import EngagementStatus
-
-    async def go() -> EngagementStatus:
-        from temporalio.service import RPCError, RPCStatusCode
-
-        handle = await _handle(engagement)
-        try:
-            return await handle.query("status", result_type=EngagementStatus)
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                raise BadInput(f"engagement: unknown engagement {engagement!r}") from exc
-            raise
-
-    result = _run(go)
+    result = _run(lambda: _query_status(engagement))
     _show(result, as_json, "print_status")
 
 
@@ -751,7 +755,8 @@ def report(
         return result
 
     result = _run(go)
-    from cli.report import render_html, render_markdown
+    from cli.report.html import render_html
+    from cli.report.markdown import render_markdown
 
     if format is ReportFormat.json:
         text = result.model_dump_json() + "\n"

@@ -14,21 +14,14 @@ from datetime import date, datetime, time, timedelta
 from temporalio import activity
 from temporalio.worker import Worker
 
-from adapters.email import render
+from adapters.email.render import render
+from adapters.engagement_client import SkippedClock, start_engagement_workflow, walk_to_follow_through
 from domain.schedule import local_label
 from schemas.events import AppendBatch
 from schemas.messages import CalendarRemoval, CalendarUpsert, OutboundMessage, SendResult
 from schemas.outcomes import Outcomes
 from schemas.scoping import Scoping
-from schemas.state import (
-    ChooseFormat,
-    EngagementInput,
-    EngagementStatus,
-    Preview,
-    PreviewItem,
-    RecordOutcomes,
-    ScheduleSession,
-)
+from schemas.state import EngagementStatus, Preview, PreviewItem, ScheduleSession
 from workflows.engagement import EngagementWorkflow
 from workflows.follow_through import ActionFollowThroughWorkflow
 
@@ -91,27 +84,19 @@ async def preview(scoping: Scoping, outcomes: Outcomes | None) -> Preview:
                           workflows=[EngagementWorkflow, ActionFollowThroughWorkflow],
                           activities=[recording.append_events, recording.send_message,
                                       recording.upsert_calendar_entry, recording.remove_calendar_entry]):
-            handle = await env.client.start_workflow(
-                EngagementWorkflow.run, EngagementInput(engagement_id=engagement_id, scoping=scoping),
-                id=f"preview/{engagement_id}", task_queue=task_queue)
-            status: EngagementStatus = await handle.query(EngagementWorkflow.status)
-            await handle.execute_update(EngagementWorkflow.choose_format,
-                                        ChooseFormat(format=status.recommendation.format))
+            handle = await start_engagement_workflow(env.client, scoping, engagement_id=engagement_id,
+                                                     workflow_id=f"preview/{engagement_id}", task_queue=task_queue)
             now = await env.get_current_time()
-            day = first_session_day(scoping, now.date())
-            plan = await handle.execute_update(EngagementWorkflow.schedule_session,
-                                               ScheduleSession(on=day, at=time(9, 0)))
-            if outcomes is None:
-                # Without outcomes the preview ends at the session: nothing after it is known yet.
-                await env.sleep(max(plan.starts_at - await env.get_current_time(), timedelta(0)))
-                horizon_end = None
-            else:
-                await env.sleep(max(plan.starts_at - await env.get_current_time(), timedelta(0))
-                                + timedelta(minutes=1))
-                await handle.execute_update(EngagementWorkflow.record_outcomes, RecordOutcomes(outcomes=outcomes))
+            # Without outcomes the preview ends at the session: nothing after it is known yet.
+            walked = await walk_to_follow_through(
+                handle, outcomes, ScheduleSession(on=first_session_day(scoping, now.date()), at=time(9, 0)),
+                clock=SkippedClock(env), after_start=timedelta(minutes=1) if outcomes else timedelta(0))
+            plan = walked.plan
+            horizon_end = None
+            if outcomes is not None:
                 final: EngagementStatus = await handle.result()
                 horizon_end = final.horizon_end
-            return Preview(engagement_id=engagement_id, format=status.recommendation.format.value,
+            return Preview(engagement_id=engagement_id, format=walked.recommendation.format.value,
                            session_starts_at=plan.starts_at, horizon_end=horizon_end,
                            items=sorted(recording.items, key=lambda i: i.at))
     finally:

@@ -20,18 +20,17 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import build_activities
-from adapters.temporal import engagement_workflow_id
+from adapters.engagement_client import (
+    EngagementHandle,
+    SkippedClock,
+    start_engagement_workflow,
+    walk_to_follow_through,
+)
 from schemas.outcomes import Outcomes
+from schemas.recommendation import EngagementFormat
 from schemas.scoping import Scoping
 from schemas.settings import Settings
-from schemas.state import (
-    ChooseFormat,
-    EngagementInput,
-    EngagementStatus,
-    RecordOutcomes,
-    ScheduleSession,
-    SessionPlan,
-)
+from schemas.state import ScheduleSession, SessionPlan
 from store.events import read_log
 from workflows.engagement import EngagementWorkflow
 from workflows.follow_through import ActionFollowThroughWorkflow
@@ -90,11 +89,8 @@ def action(action_id: str, owner: str, email: str, tz: str, due: date, baseline:
                        "direction": direction}}
 
 
-async def start(client: Client, task_queue: str, s: Scoping) -> WorkflowHandle:
-    assert s.id is not None
-    return await client.start_workflow(
-        EngagementWorkflow.run, EngagementInput(engagement_id=s.id, scoping=s),
-        id=engagement_workflow_id(s.id), task_queue=task_queue)
+async def start(client: Client, task_queue: str, s: Scoping) -> EngagementHandle:
+    return await start_engagement_workflow(client, s, task_queue=task_queue)
 
 
 async def run_histories(client: Client, workflow_id: str, first_run_id: str | None = None) -> list[WorkflowHistory]:
@@ -156,18 +152,17 @@ def until(now: datetime, target: datetime) -> timedelta:
     return max(target - now, timedelta(0))
 
 
-async def into_follow_through(env: WorkflowEnvironment, handle: WorkflowHandle, on: date, after_start: timedelta,
-                              *actions: dict[str, Any]) -> SessionPlan:
+async def into_follow_through(env: WorkflowEnvironment, handle: EngagementHandle, on: date,
+                              after_start: timedelta, *actions: dict[str, Any]) -> SessionPlan:
     """The usual way to follow-through: the combined format, a session on `on`, and its outcomes `after_start`
     once it has begun (the environment's clock skipped to then)."""
-    await handle.execute_update(EngagementWorkflow.choose_format, ChooseFormat(format="combined"))
-    plan: SessionPlan = await handle.execute_update(EngagementWorkflow.schedule_session, ScheduleSession(on=on))
-    await env.sleep(until(await env.get_current_time(), plan.starts_at + after_start))
-    await handle.execute_update(EngagementWorkflow.record_outcomes, RecordOutcomes(outcomes=outcomes(*actions)))
-    return plan
+    walked = await walk_to_follow_through(handle, outcomes(*actions), ScheduleSession(on=on),
+                                          format=EngagementFormat.combined, clock=SkippedClock(env),
+                                          after_start=after_start)
+    return walked.plan
 
 
 async def snapshot(handle: WorkflowHandle, pool: asyncpg.Pool, engagement_id: str) -> tuple[dict[str, Any], int]:
     """What an input that must change nothing must leave alone: the engagement's status and its log's length."""
-    status: EngagementStatus = await handle.query(EngagementWorkflow.status)
+    status = await handle.query(EngagementWorkflow.status)
     return status.model_dump(), len(await read_log(pool, engagement_id))

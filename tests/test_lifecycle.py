@@ -16,7 +16,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from adapters.calendar import CalendarStore
-from adapters.temporal import engagement_status
+from adapters.engagement_client import engagement_status
 from devstack.mailsink import MailSink
 from schemas.events import MessageSent, Phase
 from schemas.settings import Settings
