@@ -207,6 +207,18 @@ def calendar_part(message: EmailMessage) -> EmailMessage:
     return part
 
 
+async def sent_calendar(mailer: Mailer, sink: MailSink,
+                        message: OutboundMessage) -> tuple[EmailMessage, icalendar.Calendar]:
+    """Send the message: the mail as delivered, and its one text/calendar part read (its `method` parameter is
+    the calendar's METHOD, as iMIP requires)."""
+    result = await mailer.send(message)
+    [(_, got)] = delivered(sink, result.message_id)
+    part = calendar_part(got)
+    cal = icalendar.Calendar.from_ical(part.get_content())
+    assert part.get_param("method") == cal["METHOD"]
+    return got, cal
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Rendering and delivery of every kind
 # ---------------------------------------------------------------------------------------------------------
@@ -295,11 +307,7 @@ async def test_every_kind_arrives_with_headers_and_parts(
 
 
 async def test_invitation_carries_a_calendar_request(mailer_ad: Mailer, mail_sink: MailSink) -> None:
-    result = await mailer_ad.send(make_message(MessageKind.invitation))
-    [(_, got)] = delivered(mail_sink, result.message_id)
-    part = calendar_part(got)
-    assert part.get_param("method") == "REQUEST"
-    cal = icalendar.Calendar.from_ical(part.get_content())
+    got, cal = await sent_calendar(mailer_ad, mail_sink, make_message(MessageKind.invitation))
     assert cal["METHOD"] == "REQUEST"
     assert cal["VERSION"] == "2.0" and cal["PRODID"]
     [event] = cal.walk("VEVENT")
@@ -330,11 +338,7 @@ async def test_invitation_carries_a_calendar_request(mailer_ad: Mailer, mail_sin
 
 
 async def test_cancellation_carries_method_cancel(mailer_ad: Mailer, mail_sink: MailSink) -> None:
-    result = await mailer_ad.send(make_message(MessageKind.invitation_cancel))
-    [(_, got)] = delivered(mail_sink, result.message_id)
-    part = calendar_part(got)
-    assert part.get_param("method") == "CANCEL"
-    cal = icalendar.Calendar.from_ical(part.get_content())
+    _, cal = await sent_calendar(mailer_ad, mail_sink, make_message(MessageKind.invitation_cancel))
     assert cal["METHOD"] == "CANCEL"
     [event] = cal.walk("VEVENT")
     assert event["STATUS"] == "CANCELLED"
@@ -346,9 +350,7 @@ async def test_action_due_date_is_an_all_day_entry(mailer_ad: Mailer, mail_sink:
                           all_day=date(2027, 6, 30), timezone="Europe/Berlin",
                           organizer=Recipient(name="Cora Consultant", email="cora@consult.example"),
                           attendees=[Recipient(name="Ben Owner", email="ben@acme.example")])
-    result = await mailer_ad.send(make_message(MessageKind.action_assignment, calendar=entry))
-    [(_, got)] = delivered(mail_sink, result.message_id)
-    cal = icalendar.Calendar.from_ical(calendar_part(got).get_content())
+    _, cal = await sent_calendar(mailer_ad, mail_sink, make_message(MessageKind.action_assignment, calendar=entry))
     [event] = cal.walk("VEVENT")
     assert event["DTSTART"].dt == date(2027, 6, 30)
     assert event["DTSTART"].params.get("VALUE") == "DATE"
