@@ -93,7 +93,8 @@ def render_markdown(agenda: Agenda, *, first_day: date | None = None, title: str
 
 
 def agenda_json(agenda: Agenda, *, first_day: date | None = None) -> dict[str, Any]:
-    """`days`, each with its `blocks` in order (CLI.md); every block as the model has it."""
+    """`days`, each with its `blocks` in order (docs/architecture.md, "The `engage` command"); every block as
+    the model has it."""
     return {
         "days_count": agenda.days,
         "group_size": agenda.group_size,

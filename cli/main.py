@@ -1,4 +1,5 @@
-"""The `engage` command (contract: CLI.md). Heavy modules are imported inside commands, so `--help` is fast."""
+"""The `engage` command (its contract: docs/architecture.md, "The `engage` command"). Heavy modules are
+imported inside commands, so `--help` is fast."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ class _EngageGroup(TyperGroup):
     """How `engage` ends.
 
     A usage error (an unknown --format, a missing argument, a value that is not a number) is bad input like any
-    other: one line on stderr and exit 2 (CLI.md), not click's multi-line usage box.
+    other: one line on stderr and exit 2 (cli/errors.py), not click's multi-line usage box.
 
     Once the Temporal SDK is loaded, the process ends with `os._exit` after flushing stdout and stderr: at
     interpreter finalization the SDK's Rust threads can still touch the GIL and CPython then aborts ("Fatal

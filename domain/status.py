@@ -1,4 +1,5 @@
-"""The status of an action: expected progress (time) against actual progress (metric), as DESIGN.md states it.
+"""The status of an action: expected progress (time) against actual progress (metric), the rule that
+docs/architecture.md states ("The status of an action").
 
 This is the only place the rule lives: the follow-through workflow, the read models and the report all call
 `action_status`, so an action never shows two different statuses in two places.

@@ -1,6 +1,6 @@
 """The metric chart: an inline SVG line chart of one action's values, built here with no charting library. Its
-expected-progress line follows the status rule of DESIGN.md (`domain/status.py`), so what the chart shows and
-the status it explains never disagree."""
+expected-progress line follows the status rule (`domain/status.py`, docs/architecture.md), so what the chart
+shows and the status it explains never disagree."""
 
 from __future__ import annotations
 
