@@ -91,12 +91,6 @@ async def engagement_status(client: Client, engagement_id: str) -> EngagementSta
     return status.model_copy(update={"actions": list(actions)})
 
 
-async def update(handle: EngagementHandle, which: Update[R], payload: Any, *, id: str | None = None,
-                 rpc_timeout: timedelta | None = None) -> R:
-    """One update by reference; its result is typed by the update's own return annotation."""
-    return await handle.execute_update(which, payload, id=id, rpc_timeout=rpc_timeout)
-
-
 # ---------------------------------------------------------------------------------------------------------
 # The walk to follow-through
 # ---------------------------------------------------------------------------------------------------------

@@ -19,9 +19,10 @@ Every correctly signed reply gets an answer mail, threaded under it: what was re
 status, or why nothing was ("A1 closed (achieved) before this value", "the first line is not a number").
 A bare 550 stays for forged, expired or unparseable mail only.
 
-Each reply is handled once: its Message-ID is recorded in the answer ledger (store/inbound.py) before the
-update and marked final after it, with the answer mail; the update id (the answer id) derives from it, so a
-relay that delivers a reply twice changes nothing, and a redelivery after a failed answer mail sends that mail.
+Each reply is handled once (adapters/answers.py, the path the check-in page takes too): its Message-ID is
+recorded in the answer ledger (store/inbound.py) before the update and marked final after it, with the answer
+mail; the update id (the answer id) derives from it, so a relay that delivers a reply twice changes nothing, and
+a redelivery after a failed answer mail sends that mail.
 The verdict for the relay: 250 handled (applied, answered, duplicate, automatic reply), 550 refused for good,
 451 try again later (Temporal, Postgres or the SMTP relay for the answer unreachable).
 """
@@ -34,22 +35,21 @@ import re
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import getaddresses, parseaddr
-from typing import Literal
+from typing import Any, Literal, cast
 
 import asyncpg
 import structlog
 from pydantic import BaseModel, ValidationError
-from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
-from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import Client
 
+from adapters.answers import AnswerUnconfirmed, Applied, Refused, Submission, Submitted, Tell, submit_answer
 from adapters.email.headers import header_safe
 from adapters.email.send import Mailer, PermanentDeliveryError
+from adapters.engagement_client import Update, engagement_handle
 from adapters.ics import NotAnRsvp, Rsvp, ics_uid, mail_domain, read_rsvp
 from adapters.mail_auth import authentication_error
 from adapters.mime_limits import ParserBusy, parse_limited
 from adapters.reply_reading import Reading, own_text, read_answer
-from adapters.temporal import engagement_workflow_id
 from adapters.tokens import REPLY_LOCAL_PART, InvalidReplyToken, check_token
 from domain.numbers import number
 from schemas.answers import AnswerScope
@@ -68,6 +68,7 @@ from schemas.state import (
 )
 from store import inbound, scopes
 from store.inbound import Channel
+from workflows.engagement import EngagementWorkflow
 
 log = structlog.get_logger(__name__)
 
@@ -205,67 +206,37 @@ class _Reject(Exception):  # noqa: N818 - control flow inside apply_reply, never
         self.detail = detail
 
 
-def _update_for(scope: AnswerScope, reading: Reading, note: str) -> tuple[str, BaseModel]:
-    """(update name, payload) for a reading within the scope, or _Reject("wrong_scope")."""
+def _update_for(scope: AnswerScope, reading: Reading, note: str) -> tuple[Update[Any], BaseModel]:
+    """(update, payload) for a reading within the scope, or _Reject("wrong_scope")."""
     if scope.action_id is not None:
         if reading.kind == "value":
             assert reading.value is not None
             text = " ".join(f"{note} {reading.note or ''}".split())[:4000]
-            return "report_metric", ReportMetric(action_id=scope.action_id, value=reading.value, note=text,
-                                                 source="email")
+            return EngagementWorkflow.report_metric, ReportMetric(action_id=scope.action_id, value=reading.value,
+                                                                  note=text, source="email")
         if reading.kind == "snooze":
             assert reading.days is not None
-            return "snooze_action", SnoozeAction(action_id=scope.action_id, days=reading.days, source="email")
+            return EngagementWorkflow.snooze_action, SnoozeAction(action_id=scope.action_id, days=reading.days,
+                                                                  source="email")
         if reading.kind == "blocked":
             assert reading.reason is not None
-            return "block_action", BlockAction(action_id=scope.action_id, reason=" ".join(reading.reason.split()),
-                                               source="email")
+            return EngagementWorkflow.block_action, BlockAction(
+                action_id=scope.action_id, reason=" ".join(reading.reason.split()), source="email")
         raise _Reject("wrong_scope", "a check-in takes a number, `snooze 2 weeks` or `blocked: reason`, "
                                      "not `read` or `done`")
     if scope.preread_id is not None:
         if reading.kind == "ack":
-            return "acknowledge_preread", AcknowledgePreread(participant=scope.recipient, preread_id=scope.preread_id)
+            return EngagementWorkflow.acknowledge_preread, AcknowledgePreread(participant=scope.recipient,
+                                                                              preread_id=scope.preread_id)
         raise _Reject("wrong_scope", "a pre-read takes `read` or `done`")
     raise _Reject("wrong_scope", "to answer an invitation, accept or decline it in your calendar: engage reads "
                                  "that answer, not the text of a mail")
-
-
-_TRANSIENT = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED,
-              RPCStatusCode.ABORTED, RPCStatusCode.INTERNAL, RPCStatusCode.UNKNOWN, RPCStatusCode.CANCELLED)
 
 
 class ReplyDeferred(Exception):  # noqa: N818 - the reply must wait: the relay (or the IMAP poller) tries again
     def __init__(self, reason: Deferral, detail: str) -> None:
         super().__init__(detail)
         self.reason = reason
-
-
-async def _execute(client: Client, scope: AnswerScope, update: str, payload: BaseModel, update_id: str,
-                   timeout: timedelta) -> object:
-    """The update's result; _Reject when the workflow refused it; ReplyDeferred when Temporal cannot be reached."""
-    handle = client.get_workflow_handle(engagement_workflow_id(scope.engagement_id))
-    try:
-        return await asyncio.wait_for(
-            handle.execute_update(update, payload, id=update_id, rpc_timeout=timeout,
-                                  result_type=ActionView if scope.action_id is not None else None),
-            timeout.total_seconds())
-    except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
-        detail = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
-        raise _Reject("not_accepted", detail.removeprefix("action: ")) from None
-    except RPCError as exc:
-        if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
-            raise _Reject("engagement_not_running", f"the engagement {scope.engagement_id} has ended") from None
-        if exc.status in _TRANSIENT:
-            raise ReplyDeferred("temporal_unavailable", f"{type(exc).__name__}: {exc.message}") from None
-        raise
-    except (WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError) as exc:
-        raise ReplyDeferred("temporal_unavailable", type(exc).__name__) from None
-    except RuntimeError as exc:
-        # A client that has to (re)connect first fails with "Failed client connect: ...".
-        if "client connect" not in str(exc):
-            raise
-        raise ReplyDeferred("temporal_unavailable", "cannot connect to Temporal") from None
 
 
 def _applied_text(reading: Reading, view: ActionView | None, answer_id: str) -> str:
@@ -287,8 +258,7 @@ def _applied_text(reading: Reading, view: ActionView | None, answer_id: str) -> 
 async def _status(client: Client, engagement_id: str) -> EngagementStatus | None:
     """The engagement as the answer mail describes it; None when it cannot be asked (the mail says less)."""
     try:
-        handle = client.get_workflow_handle(engagement_workflow_id(engagement_id))
-        return await asyncio.wait_for(handle.query("status", result_type=EngagementStatus), 10)
+        return await asyncio.wait_for(engagement_handle(client, engagement_id).query(EngagementWorkflow.status), 10)
     except Exception:  # noqa: BLE001 - the answer is sent anyway, only with fewer details
         return None
 
@@ -466,31 +436,29 @@ def _rsvp_of(calendar: bytes, scope: AnswerScope, settings: Settings) -> Rsvp:
 async def _decide_rsvp(pool: asyncpg.Pool, client: Client, scope: AnswerScope, rsvp: Rsvp, message_id: str,
                        sender: str, channel: Channel, timeout: timedelta) -> Verdict:
     """Record the RSVP once (the ledger, then `record_rsvp` with an update id from the Message-ID)."""
-    status = await inbound.reserve(
-        pool, message_id=message_id, engagement_id=scope.engagement_id, action_id=None, preread_id=None,
-        sender=sender, command="rsvp", channel=channel)
-    if status != "pending":
-        return "rejected", "duplicate", f"this answer was {status} before"
     answer_id = "rsvp/" + hashlib.sha256(message_id.encode()).hexdigest()[:32]
     assert rsvp.attendance is not None
+    request: tuple[Update[Any], BaseModel] | Refused
     try:
-        payload = RecordRsvp(attendee=scope.recipient, attendance=rsvp.attendance, sequence=min(rsvp.sequence,
-                             1_000_000), method=rsvp.method, comment=(rsvp.comment or None) and rsvp.comment[:4000],
-                             proposed_starts_at=rsvp.proposed_starts_at, proposed_ends_at=rsvp.proposed_ends_at,
-                             answer_id=answer_id)
+        request = EngagementWorkflow.record_rsvp, RecordRsvp(
+            attendee=scope.recipient, attendance=rsvp.attendance, sequence=min(rsvp.sequence, 1_000_000),
+            method=rsvp.method, comment=(rsvp.comment or None) and rsvp.comment[:4000],
+            proposed_starts_at=rsvp.proposed_starts_at, proposed_ends_at=rsvp.proposed_ends_at, answer_id=answer_id)
     except ValidationError as exc:
-        detail = f"the answer cannot be recorded: {one_line(exc)}"
-        await inbound.finish(pool, message_id, "rejected", "not_an_rsvp", detail, None)
-        return "rejected", "not_an_rsvp", detail
-    try:
-        await _execute(client, scope, "record_rsvp", payload, answer_id, timeout)
-    except _Reject as refused:
-        await inbound.finish(pool, message_id, "rejected", refused.reason, refused.detail, None)
-        return "rejected", refused.reason, refused.detail
+        request = Refused("not_an_rsvp", f"the answer cannot be recorded: {one_line(exc)}")
     told = f"{scope.recipient} {rsvp.attendance} the invitation" + (
         " and proposed another time" if rsvp.method == "COUNTER" else "")
-    await inbound.finish(pool, message_id, "applied", None, told, None)
-    return "applied", None, told
+
+    async def tell(verdict: Applied | Refused) -> tuple[str, OutboundMessage | None]:
+        # No answer mail: the attendee's calendar already shows their answer.
+        return (verdict.detail if isinstance(verdict, Refused) else told), None
+
+    submitted = await _submit(pool, client, Submission(scope=scope, ledger_id=message_id, update_id=answer_id,
+                                                       sender=sender, command="rsvp", channel=channel),
+                              request, tell, timeout)
+    if submitted.outcome == "duplicate":
+        return "rejected", "duplicate", f"this answer was {submitted.first} before"
+    return _verdict(submitted)
 
 
 async def _decide(conn: asyncpg.Pool, client: Client, scope: AnswerScope, reading: Reading, message_id: str,
@@ -498,32 +466,48 @@ async def _decide(conn: asyncpg.Pool, client: Client, scope: AnswerScope, readin
                   timeout: timedelta) -> tuple[Verdict, OutboundMessage | None]:
     """Apply the reply once: the verdict, and the answer mail to send (for a duplicate, the first delivery's
     answer, in case it could not be sent then)."""
-    status = await inbound.reserve(
-        conn, message_id=message_id, engagement_id=scope.engagement_id, action_id=scope.action_id,
-        preread_id=scope.preread_id, sender=sender, command=reading.kind, channel=channel)
-    if status != "pending":
-        return ("rejected", "duplicate", f"this reply was {status} before"), await inbound.answer_of(conn, message_id)
-    try:
-        if reading.kind == "none":
-            raise _Reject("unreadable", f"We could not read a value from your reply: {reading.why}.")
+    request: tuple[Update[Any], BaseModel] | Refused
+    if reading.kind == "none":
+        request = Refused("unreadable", f"We could not read a value from your reply: {reading.why}.")
+    else:
         note = f"email reply to check-in {scope.number}" if scope.number else "email reply"
         try:
-            update, payload = _update_for(scope, reading, note)
+            request = _update_for(scope, reading, note)
+        except _Reject as refused:
+            request = Refused(refused.reason, refused.detail)
         except ValidationError as exc:
-            raise _Reject("unreadable", f"We could not read your reply: {one_line(exc)}.") from None
-        result = await _execute(client, scope, update, payload, answer_id, timeout)
-    except _Reject as refused:
-        told = refused.detail if refused.reason == "unreadable" else f"Not recorded: {refused.detail}."
-        answer = answer_mail(scope, message_id, False, told, await _status(client, scope.engagement_id),
-                             sender_name=sender_name, in_reply_to=message_id)
-        await inbound.finish(conn, message_id, "rejected", refused.reason, told, answer.model_dump_json())
-        return ("rejected", refused.reason, told), answer
-    view = result if isinstance(result, ActionView) else None
-    told = _applied_text(reading, view, answer_id)
-    answer = answer_mail(scope, message_id, True, told, await _status(client, scope.engagement_id),
-                         sender_name=sender_name, in_reply_to=message_id)
-    await inbound.finish(conn, message_id, "applied", None, told, answer.model_dump_json())
-    return ("applied", None, told), answer
+            request = Refused("unreadable", f"We could not read your reply: {one_line(exc)}.")
+
+    async def tell(verdict: Applied | Refused) -> tuple[str, OutboundMessage | None]:
+        if isinstance(verdict, Refused):
+            told = verdict.detail if verdict.reason == "unreadable" else f"Not recorded: {verdict.detail}."
+        else:
+            told = _applied_text(reading, verdict.result if isinstance(verdict.result, ActionView) else None,
+                                 answer_id)
+        return told, answer_mail(scope, message_id, isinstance(verdict, Applied), told,
+                                 await _status(client, scope.engagement_id), sender_name=sender_name,
+                                 in_reply_to=message_id)
+
+    submitted = await _submit(conn, client, Submission(scope=scope, ledger_id=message_id, update_id=answer_id,
+                                                       sender=sender, command=reading.kind, channel=channel),
+                              request, tell, timeout)
+    if submitted.outcome == "duplicate":
+        return (("rejected", "duplicate", f"this reply was {submitted.first} before"),
+                await inbound.answer_of(conn, message_id))
+    return _verdict(submitted), submitted.answer
+
+
+async def _submit(pool: asyncpg.Pool, client: Client, answer: Submission,
+                  request: tuple[Update[Any], BaseModel] | Refused, tell: Tell, timeout: timedelta) -> Submitted:
+    try:
+        return await submit_answer(pool, client, answer, request, tell, rpc_timeout=timeout)
+    except AnswerUnconfirmed as exc:
+        raise ReplyDeferred("temporal_unavailable", str(exc)) from None
+
+
+def _verdict(submitted: Submitted) -> Verdict:
+    outcome: Literal["applied", "rejected"] = "applied" if submitted.outcome == "applied" else "rejected"
+    return outcome, cast(Rejection | None, submitted.reason), submitted.told
 
 
 async def send_answer(mailer: Mailer, answer: OutboundMessage) -> str | None:

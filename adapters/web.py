@@ -42,32 +42,38 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
-from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
-from temporalio.exceptions import ApplicationError
+from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from adapters.answers import AnswerUnconfirmed, Applied, Refused, Submission, submit_answer
 from adapters.email.send import Mailer
+from adapters.engagement_client import TRANSIENT, Update, engagement_status
 from adapters.inbound import ReplyDeferred, answer_mail, send_answer
 from adapters.reply_reading import read_answer
 from adapters.temporal import engagement_workflow_id
 from adapters.tokens import InvalidReplyToken, check_token
-from cli.report import STATUS_BACKGROUNDS, STATUS_COLOURS, metric_chart_svg, status_label
+from cli.report.chart import metric_chart_svg
+from cli.report.content import STATUS_BACKGROUNDS, STATUS_COLOURS, status_label
 from domain.numbers import number
 from domain.schedule import local_label
 from schemas.answers import AnswerScope
 from schemas.events import MetricReported
+from schemas.messages import OutboundMessage
 from schemas.report import ActionReport, MetricPoint
 from schemas.settings import Settings
 from schemas.state import MAX_VALUE, ActionView, BlockAction, EngagementStatus, ReportMetric, SnoozeAction
 from store import inbound, scopes
 from store.events import read_log
+from workflows.engagement import EngagementWorkflow
 
 log = structlog.get_logger(__name__)
 
 TEMPLATES = Path(__file__).parent / "templates_web"
 Kind = Literal["value", "snooze", "blocked"]
 KINDS: tuple[Kind, ...] = ("value", "snooze", "blocked")
-UPDATES: dict[Kind, str] = {"value": "report_metric", "snooze": "snooze_action", "blocked": "block_action"}
+UPDATES: dict[Kind, Update[ActionView]] = {"value": EngagementWorkflow.report_metric,
+                                           "snooze": EngagementWorkflow.snooze_action,
+                                           "blocked": EngagementWorkflow.block_action}
 UPDATE_TIMEOUT = timedelta(seconds=20)
 MAX_BODY = 16 * 1024
 MAX_NOTE = 2000
@@ -80,8 +86,6 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 # Failed token checks allowed per client address and minute: a forger gets few guesses, an owner many links.
 BAD_TOKENS_PER_MINUTE = 30
 
-_TRANSIENT = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED,
-              RPCStatusCode.ABORTED, RPCStatusCode.INTERNAL, RPCStatusCode.UNKNOWN, RPCStatusCode.CANCELLED)
 _DB_DOWN = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
             TimeoutError)
 
@@ -395,9 +399,9 @@ class CheckInPage:
         running = described.workflow_execution_info.status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
         status: EngagementStatus | None = None
         try:
-            status = await self.client.get_workflow_handle(workflow_id).query("status", result_type=EngagementStatus)
+            status = await engagement_status(self.client, scope.engagement_id)
         except RPCError as exc:
-            if running or exc.status in _TRANSIENT:
+            if running or exc.status in TRANSIENT:
                 raise  # a closed run nobody can query any more still gets its refusal page, without history
         action = next((a for a in status.actions if a.action_id == scope.action_id), None) if status else None
         page = None
@@ -430,60 +434,55 @@ class CheckInPage:
     async def answer(self, page: Page, answer: Answer, bound: Any) -> tuple[int, str, str]:
         """Apply an answer once: (HTTP status, outcome, what to tell the owner)."""
         scope = page.scope
-        # No connection is held while Temporal decides (many answers at once would drain the pool): the form id
-        # is the update id, so Temporal applies a form sent twice at once only once; the ledger's finish is
-        # idempotent.
-        conn = self.pool
-        status = await inbound.reserve(
-            conn, message_id=answer.ledger_id, engagement_id=scope.engagement_id, action_id=scope.action_id,
-            preread_id=None, sender=scope.recipient, command=answer.kind, channel="page")
-        if status != "pending":
-            row = await inbound.status_of(conn, answer.ledger_id)
-            if row is None or row["engagement_id"] != scope.engagement_id or row["action_id"] != scope.action_id:
-                bound.warning("page answer refused", reason="foreign_form_id")
-                return 409, "rejected", "This form belongs to another check-in: reload the page and answer again."
-            told = row["detail"] or status
-            bound.info("page answer repeated", first_outcome=status)
-            return 200, "duplicate", f"This form was already sent, and it counted once: {told}."
-        handle = self.client.get_workflow_handle(engagement_workflow_id(scope.engagement_id))
+        # The form id is the update id and the ledger's key: a form sent twice (at once or later) counts once
+        # (adapters/answers.py, the path a reply takes too).
+        async def tell(verdict: Applied | Refused) -> tuple[str, OutboundMessage | None]:
+            if isinstance(verdict, Refused):
+                return verdict.detail, None
+            view: ActionView = verdict.result
+            return confirmation(answer, view, page.engagement), answer_mail(
+                scope, answer.ledger_id, True, receipt_text(answer, view, page.engagement), page.engagement)
+
         try:
-            view: ActionView = await asyncio.wait_for(
-                handle.execute_update(UPDATES[answer.kind], answer.payload, id=answer.update_id,
-                                      result_type=ActionView, rpc_timeout=self.update_timeout),
-                self.update_timeout.total_seconds() + 5)
-        except WorkflowUpdateFailedError as exc:
-            cause = exc.cause
-            detail = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
-            detail = detail.removeprefix("action: ")
-            await inbound.finish(conn, answer.ledger_id, "rejected", "not_accepted", detail)
-            bound.warning("page answer rejected", reason="not_accepted", detail=detail)
-            return 409, "rejected", f"Not recorded: {detail}."
-        except RPCError as exc:
-            if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
-                detail = f"engagement {scope.engagement_id} is not running"
-                await inbound.finish(conn, answer.ledger_id, "rejected", "engagement_not_running", detail)
-                bound.warning("page answer rejected", reason="engagement_not_running")
-                return 410, "rejected", "Not recorded: the engagement is no longer running."
-            raise
-        except (WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError):
+            submitted = await submit_answer(
+                self.pool, self.client,
+                Submission(scope=scope, ledger_id=answer.ledger_id, update_id=answer.update_id,
+                           sender=scope.recipient, command=answer.kind, channel="page"),
+                (UPDATES[answer.kind], answer.payload), tell,
+                rpc_timeout=self.update_timeout, wait=self.update_timeout + timedelta(seconds=5))
+        except AnswerUnconfirmed as exc:
+            if not exc.timed_out:
+                bound.warning("temporal unavailable", error=str(exc))
+                raise _unavailable("the engagement service") from None
             bound.warning("page answer deferred", reason="update_timeout")
             raise Refusal(503, "Your answer is not confirmed yet",
                           "The engagement did not confirm your answer in time.",
                           "Send the form again in a minute (it will count once), or reply to the check-in "
                           "mail instead.", reason="update_timeout") from None
+        if submitted.outcome == "duplicate":
+            row = await inbound.status_of(self.pool, answer.ledger_id)
+            if row is None or row["engagement_id"] != scope.engagement_id or row["action_id"] != scope.action_id:
+                bound.warning("page answer refused", reason="foreign_form_id")
+                return 409, "rejected", "This form belongs to another check-in: reload the page and answer again."
+            told = row["detail"] or submitted.first
+            bound.info("page answer repeated", first_outcome=submitted.first)
+            return 200, "duplicate", f"This form was already sent, and it counted once: {told}."
+        if submitted.outcome == "rejected":
+            bound.warning("page answer rejected", reason=submitted.reason, detail=submitted.told)
+            if submitted.reason == "engagement_not_running":
+                return 410, "rejected", "Not recorded: the engagement is no longer running."
+            return 409, "rejected", f"Not recorded: {submitted.told}."
+        view = submitted.result
         verdict = next((v for v in view.answers if v.answer_id == answer.update_id), None)
-        told = confirmation(answer, view, page.engagement)
-        receipt = answer_mail(scope, answer.ledger_id, True, receipt_text(answer, view, page.engagement),
-                              page.engagement)
-        await inbound.finish(conn, answer.ledger_id, "applied", None, told, receipt.model_dump_json())
         page.action = view
         bound.info("page answer applied", detail=verdict.detail if verdict else answer.summary,
                    status=view.status.value)
         # A receipt in the owner's inbox too, with the link to correct it; the page has confirmed already, so a
         # relay that cannot take it now only costs the receipt (logged).
-        with contextlib.suppress(ReplyDeferred):
-            await send_answer(Mailer(self.settings, self.pool), receipt)
-        return 200, "applied", told
+        if submitted.answer is not None:
+            with contextlib.suppress(ReplyDeferred):
+                await send_answer(Mailer(self.settings, self.pool), submitted.answer)
+        return 200, "applied", submitted.told
 
 
 def confirmation(answer: Answer, view: ActionView, engagement: EngagementStatus) -> str:
