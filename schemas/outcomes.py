@@ -1,4 +1,4 @@
-"""The outcomes file (`contract/outcomes.example.yaml`): what the session produced."""
+"""The outcomes file (an example: `examples/outcomes.yaml`): what the session produced."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The scoping document (`contract/scoping.example.yaml`): what a consultant knows when an engagement starts."""
+"""The scoping document (an example: `examples/scoping.yaml`): what a consultant knows when an engagement starts."""
 
 from __future__ import annotations
 
