@@ -9,7 +9,6 @@ string. The walk and the typed calls live in adapters/engagement_client.py.
 from __future__ import annotations
 
 import ast
-from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,19 +37,6 @@ NAMING_CALLS: dict[str, str | None] = {
 }
 # Keywords that name a signal or an update of a call above.
 NAMING_KEYWORDS = {"start_signal", "update", "query", "signal", "workflow", "activity"}
-
-# String calls still in workflows/, removed by the lead with issue 18's work on the workflows (the activities by
-# reference through `workflow.execute_activity_method`, the signal as `EngagementWorkflow.action_changed`).
-# (file, call, name): how many such calls the file still has. The test fails when one is gone, so the list is
-# shortened with the code and never allows what is no longer there.
-PENDING: Counter[tuple[str, str, str]] = Counter({
-    ("workflows/steps.py", "execute_activity", "append_events"): 1,
-    ("workflows/steps.py", "execute_activity", "send_message"): 1,
-    ("workflows/engagement.py", "execute_activity", "remove_calendar_entry"): 3,
-    ("workflows/engagement.py", "execute_activity", "upsert_calendar_entry"): 2,
-    ("workflows/follow_through.py", "signal", "action_changed"): 1,
-})
-
 
 def python_files() -> list[Path]:
     return sorted(p for p in ROOT.rglob("*.py")
@@ -103,19 +89,10 @@ def all_string_calls() -> list[tuple[str, str, str, int]]:
 
 
 def test_no_call_names_a_workflow_update_query_signal_or_activity_by_a_string() -> None:
-    found = all_string_calls()
-    counts = Counter((f, call, name) for f, call, name, _ in found)
-    unexpected = [f"{f}:{line}: {call}({name!r}, ...)" for f, call, name, line in found
-                  if counts[(f, call, name)] > PENDING[(f, call, name)]]
+    unexpected = [f"{f}:{line}: {call}({name!r}, ...)" for f, call, name, line in all_string_calls()]
     assert not unexpected, ("name it by reference (e.g. `handle.execute_update(EngagementWorkflow.choose_format, "
                             "...)`, `workflow.execute_activity_method(...)`), or go through "
                             "adapters/engagement_client.py:\n" + "\n".join(unexpected))
-
-
-def test_the_pending_list_names_only_calls_still_there() -> None:
-    counts = Counter((f, call, name) for f, call, name, _ in all_string_calls())
-    gone = {site: (n, counts[site]) for site, n in PENDING.items() if counts[site] < n}
-    assert not gone, f"remove these from PENDING (listed, found): {gone}"
 
 
 def test_the_check_sees_every_way_of_naming_by_a_string() -> None:

@@ -70,7 +70,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.status import ActionStatus
     from workflows import search_attributes as sa
     from workflows.follow_through import ActionFollowThroughWorkflow
-    from workflows.steps import IO_RETRY, IO_TIMEOUT, record, send
+    from workflows.steps import put_on_calendar, record, send, take_off_calendar
 
 Phase = ev.Phase
 
@@ -292,10 +292,8 @@ class EngagementWorkflow:
             await self._withdraw_calendar_entries()
         elif session is not None and workflow.now() < session.starts_at:
             await asyncio.gather(*(self._invitation(p, method="CANCEL") for p in self._participants()))
-            await workflow.execute_activity(
-                "remove_calendar_entry", CalendarRemoval(engagement_id=self._id, uid=self._session_uid()),
-                start_to_close_timeout=IO_TIMEOUT, retry_policy=IO_RETRY,
-                summary="Remove the session from the calendar")
+            await take_off_calendar(CalendarRemoval(engagement_id=self._id, uid=self._session_uid()),
+                                    "Remove the session from the calendar")
         await record(self._id, ("cancelled", ev.EngagementCancelled(reason=self._cancel.reason)),
                      summary=f"Record the cancellation: {self._cancel.reason}")
         await self._send_report()
@@ -814,11 +812,9 @@ class EngagementWorkflow:
     async def _invite(self) -> None:
         session = self._current_session()
         self._calendars_stay_right()
-        await workflow.execute_activity(
-            "upsert_calendar_entry", CalendarUpsert(engagement_id=self._id, entry=self._session_entry("REQUEST")),
-            start_to_close_timeout=IO_TIMEOUT, retry_policy=IO_RETRY,
-            summary=f"Put the session on the calendar: {self._local(session.starts_at)} "
-                    f"(sequence {session.sequence})")
+        await put_on_calendar(CalendarUpsert(engagement_id=self._id, entry=self._session_entry("REQUEST")),
+                              f"Put the session on the calendar: {self._local(session.starts_at)} "
+                              f"(sequence {session.sequence})")
         await asyncio.gather(*(self._invitation(p) for p in self._invitees()))
         self._invited_at = workflow.now()
         if self._calendars_v2:
@@ -831,10 +827,8 @@ class EngagementWorkflow:
         session = self._session
         if session is not None:
             await asyncio.gather(*(self._invitation(p, method="CANCEL") for p in self._invitees()))
-            await workflow.execute_activity(
-                "remove_calendar_entry", CalendarRemoval(engagement_id=self._id, uid=self._session_uid()),
-                start_to_close_timeout=IO_TIMEOUT, retry_policy=IO_RETRY,
-                summary="Remove the session from the calendar")
+            await take_off_calendar(CalendarRemoval(engagement_id=self._id, uid=self._session_uid()),
+                                    "Remove the session from the calendar")
         for view in self._actions.values():
             entry = self._due_entry(view, "CANCEL")
             owner = Recipient(name=view.owner.name, email=view.owner.email, timezone=view.owner.timezone)
@@ -843,10 +837,8 @@ class EngagementWorkflow:
                 action_id=view.action_id, action_title=view.title, owner_name=view.owner.name, due=view.due,
                 reason=self._cancel.reason if self._cancel else None,
                 summary=f"Cancel the due date of '{view.title}' for {view.owner.email}"))
-            await workflow.execute_activity(
-                "remove_calendar_entry", CalendarRemoval(engagement_id=self._id, uid=entry.uid),
-                start_to_close_timeout=IO_TIMEOUT, retry_policy=IO_RETRY,
-                summary=f"Remove the due date of '{view.title}' from the calendar")
+            await take_off_calendar(CalendarRemoval(engagement_id=self._id, uid=entry.uid),
+                                    f"Remove the due date of '{view.title}' from the calendar")
 
     # --- RSVPs ------------------------------------------------------------------------------------------
 
@@ -973,10 +965,8 @@ class EngagementWorkflow:
     async def _assign(self, view: ActionView) -> None:
         owner = Recipient(name=view.owner.name, email=view.owner.email, timezone=view.owner.timezone)
         entry = self._due_entry(view)
-        await workflow.execute_activity(
-            "upsert_calendar_entry", CalendarUpsert(engagement_id=self._id, entry=entry),
-            start_to_close_timeout=IO_TIMEOUT, retry_policy=IO_RETRY,
-            summary=f"Put the due date of '{view.title}' ({view.due}) on the calendar")
+        await put_on_calendar(CalendarUpsert(engagement_id=self._id, entry=entry),
+                              f"Put the due date of '{view.title}' ({view.due}) on the calendar")
         await send(self._message(
             ev.MessageKind.action_assignment, f"{view.action_id}/assignment", owner, calendar=entry,
             action_id=view.action_id, action_title=view.title, owner_name=view.owner.name, due=view.due,

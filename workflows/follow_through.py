@@ -373,8 +373,9 @@ class ActionFollowThroughWorkflow:
 
     async def _tell_parent(self) -> None:
         self._publish()
-        parent = workflow.get_external_workflow_handle(self._in.parent_workflow_id)
-        await parent.signal("action_changed", self._view)
+        parent_workflow = engagement.EngagementWorkflow
+        parent = workflow.get_external_workflow_handle_for(parent_workflow.run, self._in.parent_workflow_id)
+        await parent.signal(parent_workflow.action_changed, self._view)
 
     def _publish(self) -> None:
         """The action's own status and next check-in, in its search attributes and its details in the UI (only
@@ -413,3 +414,8 @@ class ActionFollowThroughWorkflow:
         carry = FollowThroughCarry(view=self._view, pending_number=self._pending, answered=self._answered,
                                    reminder_at=self._reminder_at, reminded=self._reminded)
         workflow.continue_as_new(self._in.model_copy(update={"carry": carry}))
+
+
+# The parent, by reference for its signal. Imported last, as a module: workflows/engagement.py imports this module
+# for its children, and whichever of the two loads first, the other is then only partly initialised.
+import workflows.engagement as engagement  # noqa: E402

@@ -8,8 +8,11 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities.calendar import CalendarActivities
+    from activities.notify import NotifyActivities
+    from activities.store import StoreActivities
     from schemas.events import AppendBatch, Event, NewEvent
-    from schemas.messages import OutboundMessage, SendResult
+    from schemas.messages import CalendarRemoval, CalendarUpsert, OutboundMessage, SendResult
 
 # Transient I/O (SMTP or Postgres briefly down) retries with backoff, for as long as it takes.
 IO_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
@@ -27,9 +30,8 @@ def new_events(engagement_id: str, items: tuple[tuple[str, Event], ...]) -> list
 async def record(engagement_id: str, *items: tuple[str, Event], summary: str | None = None) -> None:
     """Append events to the engagement's log."""
     batch = AppendBatch(engagement_id=engagement_id, events=new_events(engagement_id, items))
-    await workflow.execute_activity(
-        "append_events", batch, start_to_close_timeout=IO_TIMEOUT, retry_policy=IO_RETRY,
-        result_type=list[int],
+    await workflow.execute_activity_method(
+        StoreActivities.append_events, batch, start_to_close_timeout=IO_TIMEOUT, retry_policy=IO_RETRY,
         summary=summary or "Record " + ", ".join(e.type.replace("_", " ") for _, e in items),
     )
 
@@ -41,7 +43,21 @@ async def send(message: OutboundMessage, *items: tuple[str, Event]) -> SendResul
     decided (measured: `bench/chaos.py` caught it)."""
     if items:
         message = message.model_copy(update={"events": new_events(message.engagement_id, items)})
-    return await workflow.execute_activity(
-        "send_message", message, start_to_close_timeout=IO_TIMEOUT, retry_policy=IO_RETRY,
-        result_type=SendResult, summary=message.summary or f"Send {message.kind.value} to {message.to.email}",
+    return await workflow.execute_activity_method(
+        NotifyActivities.send_message, message, start_to_close_timeout=IO_TIMEOUT, retry_policy=IO_RETRY,
+        summary=message.summary or f"Send {message.kind.value} to {message.to.email}",
     )
+
+
+async def put_on_calendar(request: CalendarUpsert, summary: str) -> None:
+    """Store a calendar entry (the session, an action's due date) on the CalDAV server, by its UID."""
+    await workflow.execute_activity_method(
+        CalendarActivities.upsert_calendar_entry, request, start_to_close_timeout=IO_TIMEOUT, retry_policy=IO_RETRY,
+        summary=summary)
+
+
+async def take_off_calendar(request: CalendarRemoval, summary: str) -> None:
+    """Remove a calendar entry from the CalDAV server, by its UID."""
+    await workflow.execute_activity_method(
+        CalendarActivities.remove_calendar_entry, request, start_to_close_timeout=IO_TIMEOUT, retry_policy=IO_RETRY,
+        summary=summary)
