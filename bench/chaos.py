@@ -50,11 +50,10 @@ from temporalio.service import RPCError, RPCStatusCode  # noqa: E402
 from adapters.engagement_client import (  # noqa: E402
     EngagementHandle,
     engagement_handle,
-    engagement_status,
     start_engagement_workflow,
     walk_to_follow_through,
 )
-from adapters.temporal import connect  # noqa: E402
+from adapters.temporal import connect, follow_through_workflow_id  # noqa: E402
 from bench import print_figures  # noqa: E402
 from bench.run import Stack, bench_outcomes, bench_scoping  # noqa: E402
 from devstack.process import spawn, stop  # noqa: E402
@@ -62,6 +61,7 @@ from schemas.events import Phase  # noqa: E402
 from schemas.names import EngagementFormat  # noqa: E402
 from schemas.settings import Settings  # noqa: E402
 from schemas.state import (  # noqa: E402
+    ActionView,
     EngagementStatus,
     ReportMetric,
     ScheduleSession,
@@ -71,6 +71,7 @@ from store.events import read_log  # noqa: E402
 from store.migrate import migrate  # noqa: E402
 from store.projections import READ_MODELS, rebuild_projections  # noqa: E402
 from workflows.engagement import EngagementWorkflow  # noqa: E402
+from workflows.follow_through import ActionFollowThroughWorkflow  # noqa: E402
 
 T = TypeVar("T")
 console = Console(stderr=True)
@@ -200,12 +201,19 @@ async def drive(client: Client, task_queue: str, engagement_id: str, session_at:
                                  after_start=timedelta(seconds=0.5), session_attempts=5, outcomes_attempts=120,
                                  retry_every=timedelta(seconds=2), update_ids="", call=persist)
     answered = 0
+    # The answering owner's follow-through is watched in its own workflow (the engagement is not told of every
+    # check-in); the engagement is asked only once that action is closed or not yet started.
+    answering = client.get_workflow_handle_for(ActionFollowThroughWorkflow.run,
+                                               follow_through_workflow_id(engagement_id, ANSWERING))
     while True:
-        status = await persist(lambda: engagement_status(client, engagement_id), f"{engagement_id} status")
-        if status.phase in (Phase.closed, Phase.cancelled):
-            return status
-        view = next((a for a in status.actions if a.action_id == ANSWERING), None)
-        if view is not None and view.closed_reason is None and view.checkins_sent > answered:
+        view: ActionView | None = None
+        with contextlib.suppress(RPCError):  # NOT_FOUND: not started yet (persist retries every other failure)
+            view = await persist(lambda: answering.query(ActionFollowThroughWorkflow.view), f"{engagement_id} A1")
+        if view is None or view.closed_reason is not None:
+            status = await persist(lambda: handle.query(EngagementWorkflow.status), f"{engagement_id} status")
+            if status.phase in (Phase.closed, Phase.cancelled):
+                return status
+        elif view.checkins_sent > answered:
             answered = view.checkins_sent
             # The update id makes a retried answer count once, as the CLI's would.
             try:
