@@ -54,6 +54,7 @@ from schemas.state import EngagementStatus, StartResult
 from store.events import read_log
 from tests.lifecycle import EXAMPLES, running_worker
 from workflows import search_attributes as sa
+from workflows.engagement import EngagementWorkflow
 
 ROOT = Path(__file__).resolve().parent.parent
 OPERATIONS_DOC = ROOT / "docs" / "operations.md"
@@ -316,7 +317,7 @@ async def wait_for_phase(client: Client, workflow_id: str, phase: Phase, run_id:
     deadline = time.monotonic() + timeout
     status = None
     while time.monotonic() < deadline:
-        status = await handle.query("status", result_type=EngagementStatus)
+        status = await handle.query(EngagementWorkflow.status)
         if status.phase is phase:
             return status
         await asyncio.sleep(0.2)
