@@ -4,7 +4,7 @@
 
 On a file-backed dev server (as `engage dev` runs it), N engagements (3 actions x 3 check-ins, cadence of
 seconds; one owner of each answers every check-in through the same update the CLI sends) run while:
-- the worker process is SIGKILLed every 5-10 s and restarted;
+- the worker process is SIGKILLed 5-10 s after it began to poll its task queue, and restarted, again and again;
 - the Temporal dev server is restarted once;
 - Postgres is stopped for S seconds (default 20);
 - the SMTP server is stopped for S seconds.
@@ -89,6 +89,7 @@ class Chaos:
         self.faults: Counter[str] = Counter()
         self.settings: Settings | None = None
         self.done = asyncio.Event()
+        self.ready = folder / "logs" / "worker.ready"
 
     # --- the worker, in its own process so it can be killed outright -----------------------------------
 
@@ -103,11 +104,22 @@ class Chaos:
             "ENGAGE_LOG_FORMAT": "json",
             "ENGAGE_DEV_STACK": "1",  # the development reply secret is fine here
         }
-        self.worker = spawn([sys.executable, "-m", "worker"], log_path=self.folder / "logs" / "worker.log", env=env,
+        self.ready = self.folder / "logs" / f"worker-{self.faults['worker_killed']}.ready"
+        self.worker = spawn([sys.executable, "-m", "worker", "--ready-file", str(self.ready)],
+                            log_path=self.folder / "logs" / "worker.log", env=env,
                             cwd=Path(__file__).resolve().parent.parent)
 
+    async def worker_ready(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.ready.exists() and time.monotonic() < deadline and not self.done.is_set():
+            await asyncio.sleep(0.1)
+
     async def kill_worker_every(self, low: float, high: float) -> None:
+        """SIGKILL the worker LOW..HIGH seconds after it began to poll: a worker still importing its modules (several
+        seconds on a loaded 2-core machine) would otherwise be killed before it ever ran, and the run would test
+        only how fast Python starts."""
         while not self.done.is_set():
+            await self.worker_ready()
             await asyncio.sleep(random.uniform(low, high))
             if self.done.is_set():
                 return
@@ -136,22 +148,22 @@ class Chaos:
                 await asyncio.sleep(2)
         self.faults["temporal_restarted"] += 1
 
-    async def postgres_outage(self, at: float) -> None:
+    async def _outage(self, fault: str, at: float, stop: Callable[[], object], *start: Callable[[], object]) -> None:
+        """At `at` seconds `stop`, and `outage_s` later each of `start` in turn, each in a worker thread."""
         await asyncio.sleep(at)
-        await asyncio.to_thread(self.stack.postgres.stop)
+        await asyncio.to_thread(stop)
         await asyncio.sleep(self.outage_s)
-        await asyncio.to_thread(self.stack.postgres.start)
-        self.faults["postgres_outage"] += 1
+        for step in start:
+            await asyncio.to_thread(step)
+        self.faults[fault] += 1
+
+    async def postgres_outage(self, at: float) -> None:
+        await self._outage("postgres_outage", at, self.stack.postgres.stop, self.stack.postgres.start)
 
     async def smtp_outage(self, at: float) -> None:
-        await asyncio.sleep(at)
-        await asyncio.to_thread(self.stack.mail.stop)
-        await asyncio.sleep(self.outage_s)
         # Relaunched from the thread that launched the Postgres restarts: it lives for the whole run, and a
         # child dies with the thread that spawned it.
-        await asyncio.to_thread(self.stack.mail.launch)
-        await asyncio.to_thread(self.stack.mail.wait_ready)
-        self.faults["smtp_outage"] += 1
+        await self._outage("smtp_outage", at, self.stack.mail.stop, self.stack.mail.launch, self.stack.mail.wait_ready)
 
 
 async def persist(call: Callable[[], Awaitable[T]], what: str, timeout: float = 300) -> T:
