@@ -110,8 +110,14 @@ class Chaos:
                             cwd=Path(__file__).resolve().parent.parent)
 
     async def worker_ready(self, timeout: float = 120) -> None:
+        """Until the worker polls. One that exited meanwhile (it cannot start while Postgres is down) is started
+        again at once, as a supervisor (compose's restart policy, systemd) would."""
         deadline = time.monotonic() + timeout
         while not self.ready.exists() and time.monotonic() < deadline and not self.done.is_set():
+            assert self.worker is not None
+            if self.worker.poll() is not None:
+                await asyncio.sleep(1)
+                self.start_worker()
             await asyncio.sleep(0.1)
 
     async def kill_worker_every(self, low: float, high: float) -> None:
