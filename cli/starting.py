@@ -15,12 +15,15 @@ Two rules, checked here and nowhere else:
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cli.errors import BadInput
 from schemas.common import format_duration
 from schemas.scoping import Scoping
 from schemas.settings import Settings
+
+if TYPE_CHECKING:
+    from adapters.engagement_client import EngagementHandle
 
 
 def _duration(value: timedelta) -> str:
@@ -45,30 +48,23 @@ def id_used(engagement_id: str) -> BadInput:
 
 
 async def start_engagement(client: Any, pool: Any, settings: Settings, engagement_id: str, scoping: Scoping,
-                           **start_options: Any) -> Any:
+                           **start_options: Any) -> EngagementHandle:
     """Start the engagement's workflow once both rules hold; returns its handle. Raises BadInput (exit 2) for a
     short cadence or a used id. `start_options` go to `start_workflow` (static_summary, static_details)."""
     from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
     from temporalio.exceptions import WorkflowAlreadyStartedError
 
-    from adapters.temporal import engagement_workflow_id
-    from schemas.state import EngagementInput
+    from adapters.engagement_client import start_engagement_workflow
     from store.queries import engagement_id_logged
-    from workflows.engagement import EngagementWorkflow
 
     if (error := cadence_error(scoping, settings)) is not None:
         raise BadInput(error)
     if await engagement_id_logged(pool, engagement_id):
         raise id_used(engagement_id)
     try:
-        return await client.start_workflow(
-            EngagementWorkflow.run,
-            EngagementInput(engagement_id=engagement_id, scoping=scoping),
-            id=engagement_workflow_id(engagement_id),
-            task_queue=settings.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            **start_options,
-        )
+        return await start_engagement_workflow(
+            client, scoping, engagement_id=engagement_id, task_queue=settings.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE, id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            **start_options)
     except WorkflowAlreadyStartedError as exc:
         raise id_used(engagement_id) from exc
