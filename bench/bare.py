@@ -39,8 +39,12 @@ class BareChild:
         timers = shape.child_timers
         for i in range(max(shape.child_activities, timers)):
             if i < timers:
+                # A check-in: its timer, then the send (a no-op that notes when it ran).
                 await workflow.sleep(per_timer)
-            if i < shape.child_activities:
+                await workflow.execute_activity(bare_checkin, f"{workflow.info().workflow_id}/{i}",
+                                                start_to_close_timeout=timedelta(seconds=30))
+                done += 1
+            elif i < shape.child_activities:
                 done += await workflow.execute_activity(bare_noop, 1, start_to_close_timeout=timedelta(seconds=30))
         return done
 

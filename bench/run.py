@@ -4,9 +4,13 @@
 
 Starts its own stack on free loopback ports (an in-memory Temporal dev server, embedded Postgres, the SMTP
 sink, Radicale), then measures:
-- engagements_per_s vs baseline_per_s -> overhead_ratio: N engagements (3 actions x 4 check-ins, cadence of
-  seconds) from start to closed with the real activities, against a bare workflow doing the same number of
-  activities and timers (the average of all our histories in the run) with no-op activities, on the same server;
+- the real loop, at a pace this machine sustains: N engagements are started (set-up), then arrive one every
+  `arrival_gap_s` (16 set-up times per engagement): format, session, outcomes, and 3 actions with a check-in
+  every 4 s to the horizon, at least 3 each (asserted from the outbox); the owners stay silent, so reminders and
+  escalations go out too. Against bare Temporal doing the same work at the same pace on the same server (a
+  parent with as many no-op activities and timers as ours averaged, one child per action with as many check-ins,
+  each a timer then a no-op): overhead_ratio (engagements/s, ours over bare) and checkins_per_s against
+  bare_checkins_per_s (between the first and the last tenth of the check-ins);
 - events_per_s_batched, batched_vs_naive: event-store appends in the batches the activities send, through the
   worker's group-commit writer, against one event per transaction;
 - cli_help_s, cli_status_s: medians of 10 runs of `engage --help` and `engage status ENG`;
@@ -28,6 +32,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -42,9 +47,10 @@ from temporalio.client import Client, WorkflowHistory  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
 from activities import build_activities  # noqa: E402
-from adapters.temporal import connect, engagement_workflow_id  # noqa: E402
+from adapters.engagement_client import EngagementHandle, walk_to_follow_through  # noqa: E402
+from adapters.temporal import connect, engagement_workflow_id, follow_through_workflow_id  # noqa: E402
 from bench import print_figures  # noqa: E402
-from bench.bare import BareChild, BareEngagement, Shape, bare_noop  # noqa: E402
+from bench.bare import BareChild, BareEngagement, Shape, bare_checkin, bare_noop, note_checkins_with  # noqa: E402
 from cli.starting import start_engagement  # noqa: E402
 from devstack.postgres import EmbeddedPostgres  # noqa: E402
 from devstack.process import free_port, spawn, wait_for_port  # noqa: E402
@@ -52,13 +58,13 @@ from devstack.process import stop as stop_process  # noqa: E402
 from devstack.radicale import RadicaleServer  # noqa: E402
 from devstack.temporal import TemporalDevServer  # noqa: E402
 from schemas import events as ev  # noqa: E402
+from schemas.names import EngagementFormat  # noqa: E402
 from schemas.outcomes import Outcomes  # noqa: E402
 from schemas.scoping import Scoping  # noqa: E402
 from schemas.settings import Settings  # noqa: E402
 from schemas.state import (  # noqa: E402
     ChooseFormat,
     EngagementInput,
-    EngagementStatus,
     RecordOutcomes,
     ScheduleSession,
 )
@@ -72,8 +78,10 @@ from workflows.follow_through import ActionFollowThroughWorkflow  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 ENGAGE = str(Path(sys.executable).parent / "engage")
-CADENCE_S = 2
-HORIZON_S = 8.5  # four check-ins at 2, 4, 6 and 8 s
+CADENCE_S = 4
+HORIZON_S = 20  # check-ins at 4, 8, 12 and 16 s after the outcomes: the third still goes out 8 s late
+SESSION_LEAD_S = 3  # a session is booked this far ahead
+PACE_FACTOR = 16  # an engagement arrives every PACE_FACTOR x (set-up time per engagement)
 console = Console(stderr=True)
 
 
@@ -150,18 +158,32 @@ def bench_outcomes(today: date) -> Outcomes:
     return Outcomes.model_validate({"decisions": ["Bench"], "actions": actions})
 
 
-async def run_engagement(client: Client, pool: asyncpg.Pool, settings: Settings, engagement_id: str,
-                         session_at: datetime) -> None:
-    today = session_at.date()
-    # Started as `engage start` starts one (cli/starting.py); the bench's cadence of seconds allowed by saying so.
-    handle = await start_engagement(client, pool, settings.model_copy(update={"min_cadence": timedelta(
+CHECKINS = 3  # per action, at CADENCE_S, within HORIZON_S
+
+
+async def set_up(client: Client, pool: asyncpg.Pool, settings: Settings, engagement_id: str) -> EngagementHandle:
+    """Started as `engage start` starts one (cli/starting.py: the id checked against the log, the engagement's
+    start appended; the bench's cadence of seconds allowed by saying so)."""
+    today = datetime.now(UTC).date()
+    return await start_engagement(client, pool, settings.model_copy(update={"min_cadence": timedelta(
         seconds=CADENCE_S)}), engagement_id, bench_scoping(engagement_id, today))
-    await handle.execute_update(EngagementWorkflow.choose_format, ChooseFormat(format="combined"))
-    await handle.execute_update(EngagementWorkflow.schedule_session,
-                                ScheduleSession(on=today, at=session_at.strftime("%H:%M:%S"), days=2))
-    await asyncio.sleep(max(0.0, (session_at - datetime.now(UTC)).total_seconds()) + 0.2)
-    await handle.execute_update(EngagementWorkflow.record_outcomes, RecordOutcomes(outcomes=bench_outcomes(today)))
-    status: EngagementStatus = await handle.result()
+
+
+def session_soon(attempt: int) -> ScheduleSession:
+    """A session a few seconds from when it is booked (later on each attempt the workflow refused as in the past:
+    a slower machine books later, it never fails)."""
+    at = (datetime.now(UTC) + timedelta(seconds=SESSION_LEAD_S * (attempt + 1))).replace(microsecond=0)
+    return ScheduleSession(on=at.date(), at=at.strftime("%H:%M:%S"), days=2)
+
+
+async def run_engagement(handle: EngagementHandle, delay: float) -> None:
+    """From choosing the format to closed: the session, the outcomes, then every action's check-ins to its
+    horizon."""
+    await asyncio.sleep(delay)
+    await walk_to_follow_through(handle, bench_outcomes(datetime.now(UTC).date()), session_soon,
+                                 format=EngagementFormat.combined, session_attempts=10, outcomes_attempts=60,
+                                 retry_every=timedelta(seconds=0.5))
+    status = await handle.result()
     assert status.phase is ev.Phase.closed, status.phase
 
 
@@ -170,8 +192,8 @@ def count(history: WorkflowHistory, field: str) -> int:
 
 
 async def measure_shape(client: Client, engagement_ids: list[str], session_delay_s: float) -> Shape:
-    """The average engagement of the run, counted from every history: under load a follow-through that starts
-    after its horizon does less, and the baseline must do what ours really did, no more and no less."""
+    """The average engagement of the run, counted from every history: the baseline must do what ours really did,
+    no more and no less."""
     limit = asyncio.Semaphore(16)
 
     async def counts(workflow_id: str) -> tuple[int, int, int]:
@@ -182,7 +204,7 @@ async def measure_shape(client: Client, engagement_ids: list[str], session_delay
                 count(history, "start_child_workflow_execution_initiated_event_attributes"))
 
     parents = await asyncio.gather(*(counts(engagement_workflow_id(e)) for e in engagement_ids))
-    children = await asyncio.gather(*(counts(f"{engagement_workflow_id(e)}/A{i}")
+    children = await asyncio.gather(*(counts(follow_through_workflow_id(e, f"A{i}"))
                                       for e in engagement_ids for i in range(1, 4)))
     n, c = len(parents), max(1, len(children))
     return Shape(
@@ -196,36 +218,86 @@ async def measure_shape(client: Client, engagement_ids: list[str], session_delay
     )
 
 
+async def checkins_sent(pool: asyncpg.Pool, engagement_ids: list[str]) -> list[tuple[str, datetime]]:
+    """(engagement/action, when the relay took it) of every check-in request the run sent, from the outbox."""
+    rows = await pool.fetch("SELECT key, sent_at FROM outbox WHERE status = 'sent' AND kind = 'checkin_request'"
+                            " AND engagement_id = ANY($1::text[])", engagement_ids)
+    return [("/".join(r["key"].split("/")[:2]), r["sent_at"]) for r in rows]
+
+
+def steady_rate(times: list[float]) -> float:
+    """Check-ins per second between the first and the last tenth of them: the ramp up and the drain left out."""
+    times = sorted(times)
+    if len(times) < 10:
+        return len(times) / max(0.001, times[-1] - times[0]) if len(times) > 1 else 0.0
+    low, high = times[len(times) // 10], times[-(len(times) // 10) - 1]
+    return (len(times) * 0.8) / max(0.001, high - low)
+
+
 async def timed_bare(client: Client, queue: str, shape: Shape, workflow_ids: list[str], *,
-                     max_activities: int) -> float:
-    """Seconds for the bare baseline to run one workflow of `shape` per id, all at once, on its own worker."""
-    async with Worker(client, task_queue=queue, workflows=[BareEngagement, BareChild], activities=[bare_noop],
-                      max_concurrent_activities=max_activities):
+                     max_activities: int, gap: float = 0.0) -> float:
+    """Seconds for the bare baseline to run one workflow of `shape` per id, one every `gap` seconds (all at once
+    by default), on its own worker."""
+    async with Worker(client, task_queue=queue, workflows=[BareEngagement, BareChild],
+                      activities=[bare_noop, bare_checkin], max_concurrent_activities=max_activities):
         began = time.monotonic()
-        await asyncio.gather(*(client.execute_workflow(BareEngagement.run, shape, id=workflow_id, task_queue=queue)
-                               for workflow_id in workflow_ids))
+
+        async def one(i: int, workflow_id: str) -> None:
+            await asyncio.sleep(i * gap)
+            await client.execute_workflow(BareEngagement.run, shape, id=workflow_id, task_queue=queue)
+
+        await asyncio.gather(*(one(i, workflow_id) for i, workflow_id in enumerate(workflow_ids)))
         return time.monotonic() - began
 
 
 async def throughput(n: int, settings: Settings, pool: asyncpg.Pool) -> dict[str, Any]:
+    """N engagements through the real loop, arriving at a pace this machine sustains, against bare Temporal doing
+    the same work at the same pace, on the same server.
+
+    Set-up first: every engagement is started, all at once; how long that took sets the pace (a slower machine
+    gets a slower pace, so the run reports lower rates and never fails). Then one engagement every `gap` seconds
+    has its format chosen, books a session a few seconds ahead, records its outcomes once it has begun, and its
+    three actions get a check-in every CADENCE_S seconds to the horizon: CHECKINS each, counted from the
+    histories."""
     client = await connect(settings)
-    lead = 4 + n * 0.04  # every engagement is started and scheduled before its session begins
     run = uuid.uuid4().hex[:6]
+    ids = [f"bench-{run}-{i}" for i in range(n)]
     async with Worker(client, task_queue=settings.task_queue,
                       workflows=[EngagementWorkflow, ActionFollowThroughWorkflow],
                       activities=build_activities(settings, pool), max_concurrent_activities=200):
         began = time.monotonic()
-        session_at = (datetime.now(UTC) + timedelta(seconds=lead)).replace(microsecond=0)
-        ids = [f"bench-{run}-{i}" for i in range(n)]
-        await asyncio.gather(*(run_engagement(client, pool, settings, eid, session_at) for eid in ids))
+        handles = await asyncio.gather(*(set_up(client, pool, settings, eid) for eid in ids))
+        setup_s = time.monotonic() - began
+        # An engagement's whole lifecycle costs about PACE_FACTOR set-ups: one arriving every that many set-up
+        # times keeps the machine below saturation, where a steady rate means something.
+        gap = PACE_FACTOR * setup_s / n
+        began = time.monotonic()
+        await asyncio.gather(*(run_engagement(h, i * gap) for i, h in enumerate(handles)))
         ours_s = time.monotonic() - began
-    shape = await measure_shape(client, ids, lead)
-    bare_s = await timed_bare(client, f"{settings.task_queue}-bare", shape, [f"bare-{run}-{i}" for i in range(n)],
-                              max_activities=200)
+    shape = await measure_shape(client, ids, SESSION_LEAD_S)
+    sent = await checkins_sent(pool, ids)
+    actions = Counter(action for action, _ in sent)
+    assert len(actions) == 3 * n and min(actions.values()) >= CHECKINS, \
+        f"every action gets {CHECKINS} check-ins; actions by check-ins sent: {Counter(actions.values())}"
+    assert shape.child_timers >= CHECKINS, shape
+    bare_times: list[float] = []
+    note_checkins_with(lambda _key: bare_times.append(time.time()))
+    # The bare follow-throughs send as many check-ins as ours did, at the same cadence, each after its timer.
+    per_action = round(len(sent) / (3 * n))
+    bare_shape = shape.model_copy(update={"child_timers": per_action, "child_duration_s": per_action * CADENCE_S,
+                                          "child_activities": max(shape.child_activities, per_action)})
+    bare_s = await timed_bare(client, f"{settings.task_queue}-bare", bare_shape,
+                              [f"bare-{run}-{i}" for i in range(n)], max_activities=200, gap=gap)
     ours, bare = n / ours_s, n / bare_s
+    ours_rate = steady_rate([at.timestamp() for _, at in sent])
+    bare_rate = steady_rate(bare_times)
     return {"engagements": n, "engagements_per_s": round(ours, 3), "baseline_per_s": round(bare, 3),
             "overhead_ratio": round(ours / bare, 3), "engagement_wall_s": round(ours_s, 2),
-            "baseline_wall_s": round(bare_s, 2), "shape": shape.model_dump(), "first_engagement": f"bench-{run}-0"}
+            "baseline_wall_s": round(bare_s, 2), "setup_s": round(setup_s, 2), "arrival_gap_s": round(gap, 3),
+            "checkins": len(sent), "min_checkins_per_action": min(actions.values()),
+            "checkins_per_s": round(ours_rate, 2), "bare_checkins_per_s": round(bare_rate, 2),
+            "checkins_vs_bare": round(ours_rate / bare_rate, 3) if bare_rate else None,
+            "shape": shape.model_dump(), "first_engagement": ids[0]}
 
 
 def event_batches(engagement_id: str, rounds: int) -> list[list[ev.NewEvent]]:

@@ -13,11 +13,14 @@ Postgres, the SMTP sink and Radicale, each in its own process) and the worker as
    engine's own scheduling rule, nothing patched). `--quick` uses a cadence of seconds instead.
 3. Measures, from the outbox, when each check-in request was handed to the SMTP sink: `checkins_per_s` and
    `max_checkin_lag_s` (how late the latest went out after its due time), and samples each worker's resident
-   memory all along: `worker_rss_mb` (the peak of the largest).
+   memory all along: `worker_rss_mb` (the peak of the largest). The CPU the workers and the Temporal server
+   used through the burst, per check-in: `worker_cpu_ms_per_checkin`, `server_cpu_ms_per_checkin` (the first
+   scales out with workers on more machines; the second is what a Temporal cluster carries).
 4. Then runs the same burst on bare Temporal, on the same server, with its own worker process tuned as ours
    (bench/bare.py, bench/bare_worker.py): N parents of 5 follow-throughs whose timers fire at one instant, each
    then one no-op activity and a signal to its parent. `bare_max_checkin_lag_s` is what this machine does at
-   best for that burst; `lag_vs_bare` is ours over it. `--baseline-only` runs this step alone.
+   best for that burst; `lag_vs_bare` is ours over it (with its CPU figures, `bare_...`). `--baseline-only` runs
+   this step alone.
 """
 
 from __future__ import annotations
@@ -40,8 +43,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import asyncpg  # noqa: E402
 from rich.console import Console  # noqa: E402
-from temporalio.client import Client, WorkflowUpdateFailedError  # noqa: E402
+from temporalio.client import Client  # noqa: E402
 
+from adapters.engagement_client import walk_to_follow_through  # noqa: E402
 from adapters.temporal import connect  # noqa: E402
 from bench import print_figures  # noqa: E402
 from bench.bare import BareScaleEngagement, BareScaleInput  # noqa: E402
@@ -49,13 +53,13 @@ from bench.run import ROOT, Stack, bench_scoping  # noqa: E402
 from cli.starting import start_engagement  # noqa: E402
 from devstack.process import free_port, spawn  # noqa: E402
 from devstack.process import stop as stop_process  # noqa: E402
+from schemas.names import EngagementFormat  # noqa: E402
 from schemas.outcomes import Outcomes  # noqa: E402
 from schemas.scoping import Scoping  # noqa: E402
 from schemas.settings import Settings  # noqa: E402
-from schemas.state import ChooseFormat, RecordOutcomes, ScheduleSession  # noqa: E402
+from schemas.state import ScheduleSession  # noqa: E402
 from store.db import create_pool  # noqa: E402
 from store.migrate import migrate  # noqa: E402
-from workflows.engagement import EngagementWorkflow  # noqa: E402
 
 ACTIONS = 5
 IN_FLIGHT = 40  # engagements set up at once: their workflows (6 each) stay within the worker's sticky cache
@@ -105,28 +109,15 @@ async def set_up(client: Client, pool: asyncpg.Pool, settings: Settings, engagem
     scoping = scale_scoping(engagement_id, today, cadence)
     allowed = settings.model_copy(update={"min_cadence": min(settings.min_cadence, scoping.follow_through.cadence)})
     handle = await start_engagement(client, pool, allowed, engagement_id, scoping)
-    await handle.execute_update(EngagementWorkflow.choose_format, ChooseFormat(format="combined"))
-    for lead in (3, 10, 30, 60):
-        # A busy worker may see the update after a short lead has passed: it then refuses a start in the past.
-        starts = (datetime.now(UTC) + timedelta(seconds=lead)).replace(microsecond=0)
-        try:
-            await handle.execute_update(EngagementWorkflow.schedule_session,
-                                        ScheduleSession(on=starts.date(), at=starts.strftime("%H:%M:%S"), days=2))
-            break
-        except WorkflowUpdateFailedError as exc:
-            if "in the past" not in str(exc.cause):
-                raise
-    else:
-        raise RuntimeError(f"{engagement_id}: every session start was in the past by the time it arrived")
-    await asyncio.sleep(max(0.0, (starts - datetime.now(UTC)).total_seconds()) + 0.2)
-    outcomes = RecordOutcomes(outcomes=scale_outcomes(today, zone))
-    for _ in range(60):
-        try:
-            await handle.execute_update(EngagementWorkflow.record_outcomes, outcomes)
-            return
-        except WorkflowUpdateFailedError:
-            await asyncio.sleep(1)  # the workflow had not yet seen its session begin
-    raise RuntimeError(f"{engagement_id}: outcomes refused for a minute")
+
+    def session(attempt: int) -> ScheduleSession:
+        # A busy worker may see the update after a short lead has passed: it then refuses a start in the past,
+        # and the next attempt books further ahead.
+        starts = (datetime.now(UTC) + timedelta(seconds=(3, 10, 30, 60)[attempt])).replace(microsecond=0)
+        return ScheduleSession(on=starts.date(), at=starts.strftime("%H:%M:%S"), days=2)
+
+    await walk_to_follow_through(handle, scale_outcomes(today, zone), session, format=EngagementFormat.combined,
+                                 session_attempts=4, outcomes_attempts=60)
 
 
 class RssSampler:
@@ -159,6 +150,28 @@ class RssSampler:
     def __exit__(self, *_: object) -> None:
         assert self._task is not None
         self._task.cancel()
+
+
+def cpu_s(pids: list[int]) -> float:
+    """CPU seconds (user + system) these processes have used so far, from /proc/PID/stat."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime and stime, fields 14 and 15 of stat(5)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def server_pid_of(stack: Stack) -> int:
+    assert stack.temporal.proc is not None, "the Temporal dev server runs"
+    return stack.temporal.proc.pid
+
+
+def cpu_figures(prefix: str, worker_s: float, server_s: float, checkins: int) -> dict[str, float]:
+    """Where a burst's CPU went, per check-in: the worker's share scales out with more workers on more machines;
+    the server's is what a Temporal cluster (or Temporal Cloud) must carry."""
+    per = max(1, checkins)
+    return {f"{prefix}worker_cpu_ms_per_checkin": round(1000 * worker_s / per, 2),
+            f"{prefix}server_cpu_ms_per_checkin": round(1000 * server_s / per, 2)}
 
 
 def start_worker(settings: Settings, folder: Path, name: str = "worker", script: Path = ROOT / "worker.py",
@@ -200,7 +213,7 @@ async def sent_times(pool: asyncpg.Pool, prefix: str) -> dict[tuple[str, str], d
 
 
 async def bare_burst(client: Client, settings: Settings, folder: Path, n: int, quick: bool,
-                     timeout: float) -> dict[str, Any]:
+                     timeout: float, server_pid: int) -> dict[str, Any]:
     """The same burst on bare Temporal, on the same server after ours, with its own worker process tuned as
     ours: n parents of 5 follow-throughs whose timers all fire at one instant, each then running one no-op
     activity and signalling its parent (bench/bare.py). What the machine can do at best for that burst."""
@@ -228,6 +241,8 @@ async def bare_burst(client: Client, settings: Settings, folder: Path, n: int, q
         ready_s = (datetime.now(UTC) - began).total_seconds()
         ready = (await client.count_workflows(query)).count == n * ACTIONS and datetime.now(UTC) < due_at
         deadline = time.monotonic() + timeout + max(0.0, (due_at - datetime.now(UTC)).total_seconds())
+        await asyncio.sleep(max(0.0, (due_at - datetime.now(UTC)).total_seconds()))
+        cpu_before = cpu_s([worker.pid]), cpu_s([server_pid])
         sent: dict[str, float] = {}
         with console.status("scale: bare check-ins going out...") as status:
             while len(sent) < n * ACTIONS and time.monotonic() < deadline:
@@ -235,6 +250,7 @@ async def bare_burst(client: Client, settings: Settings, folder: Path, n: int, q
                 if log.exists():
                     sent = {key: float(at) for key, at in (line.split() for line in log.read_text().splitlines())}
                 status.update(f"scale: {len(sent)}/{n * ACTIONS} bare check-ins sent")
+        cpu = cpu_s([worker.pid]) - cpu_before[0], cpu_s([server_pid]) - cpu_before[1]
     finally:
         stop_process(worker)
     lags = sorted(at - due_at.timestamp() for at in sent.values())
@@ -245,6 +261,7 @@ async def bare_burst(client: Client, settings: Settings, folder: Path, n: int, q
         "bare_checkins_per_s": round(len(sent) / max(0.001, lags[-1]), 1) if lags else None,
         "bare_max_checkin_lag_s": round(lags[-1], 1) if lags else None,
         "bare_median_checkin_lag_s": round(lags[len(lags) // 2], 1) if lags else None,
+        **cpu_figures("bare_", cpu[0], cpu[1], len(sent)),
     }
 
 
@@ -263,7 +280,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             return {"engagements": n, "actions": n * ACTIONS, "quick": args.quick, "machine": f"{os.cpu_count()} cores",
                     "max_cached_workflows": settings.max_cached_workflows,
                     "workflow_sandbox": settings.workflow_sandbox,
-                    **await bare_burst(await connect(settings), settings, folder, n, args.quick, args.timeout)}
+                    **await bare_burst(await connect(settings), settings, folder, n, args.quick, args.timeout,
+                                       server_pid_of(stack))}
         finally:
             stack.stop()
     pool = await create_pool(settings)
@@ -323,6 +341,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                                   f"worker {rss.current_kb() // 1024} MB")
                     await asyncio.sleep(1)
             results["worker_rss_mb_idle"] = round(rss.current_kb() / 1024, 1)
+            server_pid = server_pid_of(stack)
+            cpu_before = cpu_s([w.pid for w in workers]), cpu_s([server_pid])
             deadline = time.monotonic() + args.timeout
             with console.status("scale: check-ins going out...") as status:
                 while True:
@@ -333,6 +353,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                         break
                     await asyncio.sleep(2)
             results["worker_rss_mb"] = round(rss.peak_kb / 1024, 1)
+            cpu = cpu_s([w.pid for w in workers]) - cpu_before[0], cpu_s([server_pid]) - cpu_before[1]
         lags = sorted((sent[k] - due[k]).total_seconds() for k in sent)
         last = max(sent.values()) if sent else first_due
         results.update({
@@ -340,10 +361,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             "checkins_per_s": round(len(sent) / max(0.001, (last - first_due).total_seconds()), 1),
             "max_checkin_lag_s": round(lags[-1], 1) if lags else None,
             "median_checkin_lag_s": round(lags[len(lags) // 2], 1) if lags else None,
+            **cpu_figures("", cpu[0], cpu[1], len(sent)),
         })
         console.print(f"[green]✓[/] {len(sent)} check-ins sent, the last {results['max_checkin_lag_s']} s late")
         if not args.no_baseline:
-            results.update(await bare_burst(client, settings, folder, n, args.quick, args.timeout))
+            results.update(await bare_burst(client, settings, folder, n, args.quick, args.timeout, server_pid))
             if results["bare_max_checkin_lag_s"] and results["max_checkin_lag_s"] is not None:
                 results["lag_vs_bare"] = round(results["max_checkin_lag_s"] / results["bare_max_checkin_lag_s"], 2)
         return results

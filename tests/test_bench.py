@@ -9,8 +9,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).parent.parent
 
-KEYS = {"overhead_ratio", "engagements_per_s", "baseline_per_s", "events_per_s_batched", "batched_vs_naive",
-        "cli_help_s", "cli_status_s", "max_history_events", "sqlite_wal_vs_default"}
+KEYS = {"overhead_ratio", "engagements_per_s", "baseline_per_s", "checkins_per_s", "bare_checkins_per_s",
+        "checkins_vs_bare", "events_per_s_batched", "batched_vs_naive", "cli_help_s", "cli_status_s",
+        "max_history_events", "sqlite_wal_vs_default"}
 
 
 async def test_bench_run_quick_prints_every_figure() -> None:
@@ -23,6 +24,10 @@ async def test_bench_run_quick_prints_every_figure() -> None:
     assert figures["engagements"] == 10
     assert all(figures[k] > 0 for k in KEYS)
     assert figures["max_history_events"] <= 2000
+    # The real loop: every action got its check-ins (the script asserts 3 each from the outbox), and the bare
+    # baseline sent as many per action.
+    assert figures["min_checkins_per_action"] >= 3
+    assert figures["shape"]["child_timers"] >= 3
 
 
 SCALE_KEYS = {"open_workflows", "start_s", "worker_rss_mb", "checkins_per_s", "max_checkin_lag_s",
