@@ -21,18 +21,12 @@ from temporalio.workflow import UpdateMethodMultiParam
 
 from adapters.temporal import engagement_workflow_id, follow_through_workflow_id
 from schemas.events import Phase
+from schemas.inputs import EngagementInput
 from schemas.outcomes import Outcomes
 from schemas.recommendation import EngagementFormat, Recommendation
 from schemas.scoping import Scoping
-from schemas.state import (
-    ActionView,
-    ChooseFormat,
-    EngagementInput,
-    EngagementStatus,
-    RecordOutcomes,
-    ScheduleSession,
-    SessionPlan,
-)
+from schemas.updates import ChooseFormat, RecordOutcomes, ScheduleSession
+from schemas.views import ActionView, EngagementStatus, SessionPlan
 from workflows.engagement import EngagementWorkflow
 from workflows.follow_through import ActionFollowThroughWorkflow
 

@@ -57,15 +57,8 @@ from schemas.common import one_line
 from schemas.events import MessageKind
 from schemas.messages import MessageContext, OutboundMessage, Recipient, ReplyScope
 from schemas.settings import Settings
-from schemas.state import (
-    AcknowledgePreread,
-    ActionView,
-    BlockAction,
-    EngagementStatus,
-    RecordRsvp,
-    ReportMetric,
-    SnoozeAction,
-)
+from schemas.updates import AcknowledgePreread, BlockAction, RecordRsvp, ReportMetric, SnoozeAction
+from schemas.views import ActionView, EngagementStatus
 from store import inbound, scopes
 from store.inbound import Channel
 from workflows.engagement import EngagementWorkflow

@@ -57,11 +57,13 @@ from cli.report.content import STATUS_BACKGROUNDS, STATUS_COLOURS, status_label
 from domain.numbers import number
 from domain.schedule import local_label
 from schemas.answers import AnswerScope
+from schemas.common import MAX_VALUE
 from schemas.events import MetricReported
 from schemas.messages import OutboundMessage
 from schemas.report import ActionReport, MetricPoint
 from schemas.settings import Settings
-from schemas.state import MAX_VALUE, ActionView, BlockAction, EngagementStatus, ReportMetric, SnoozeAction
+from schemas.updates import BlockAction, ReportMetric, SnoozeAction
+from schemas.views import ActionView, EngagementStatus
 from store import inbound, scopes
 from store.events import read_log
 from workflows.engagement import EngagementWorkflow

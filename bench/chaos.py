@@ -60,12 +60,8 @@ from devstack.process import spawn, stop  # noqa: E402
 from schemas.events import Phase  # noqa: E402
 from schemas.names import EngagementFormat  # noqa: E402
 from schemas.settings import Settings  # noqa: E402
-from schemas.state import (  # noqa: E402
-    ActionView,
-    EngagementStatus,
-    ReportMetric,
-    ScheduleSession,
-)
+from schemas.updates import ReportMetric, ScheduleSession  # noqa: E402
+from schemas.views import ActionView, EngagementStatus  # noqa: E402
 from store.db import create_pool  # noqa: E402
 from store.events import read_log  # noqa: E402
 from store.migrate import migrate  # noqa: E402

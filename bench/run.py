@@ -58,16 +58,12 @@ from devstack.process import stop as stop_process  # noqa: E402
 from devstack.radicale import RadicaleServer  # noqa: E402
 from devstack.temporal import TemporalDevServer  # noqa: E402
 from schemas import events as ev  # noqa: E402
+from schemas.inputs import EngagementInput  # noqa: E402
 from schemas.names import EngagementFormat  # noqa: E402
 from schemas.outcomes import Outcomes  # noqa: E402
 from schemas.scoping import Scoping  # noqa: E402
 from schemas.settings import Settings  # noqa: E402
-from schemas.state import (  # noqa: E402
-    ChooseFormat,
-    EngagementInput,
-    RecordOutcomes,
-    ScheduleSession,
-)
+from schemas.updates import ChooseFormat, RecordOutcomes, ScheduleSession  # noqa: E402
 from store.db import create_pool  # noqa: E402
 from store.events import EventWriter, append  # noqa: E402
 from store.migrate import migrate  # noqa: E402

@@ -57,7 +57,7 @@ from schemas.names import EngagementFormat  # noqa: E402
 from schemas.outcomes import Outcomes  # noqa: E402
 from schemas.scoping import Scoping  # noqa: E402
 from schemas.settings import Settings  # noqa: E402
-from schemas.state import ScheduleSession  # noqa: E402
+from schemas.updates import ScheduleSession  # noqa: E402
 from store.db import create_pool  # noqa: E402
 from store.migrate import migrate  # noqa: E402
 

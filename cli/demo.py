@@ -230,7 +230,8 @@ async def play(settings: Settings, console: Console, mail_dir: Path) -> str:
     from cli.starting import start_engagement
     from schemas.common import parse_duration
     from schemas.events import Phase
-    from schemas.state import AcknowledgePreread, AddPreread, ReportMetric, ScheduleSession, SessionPlan
+    from schemas.updates import AcknowledgePreread, AddPreread, ReportMetric, ScheduleSession
+    from schemas.views import SessionPlan
     from store.db import create_pool
     from workflows.engagement import EngagementWorkflow
 

@@ -21,7 +21,8 @@ from schemas.events import AppendBatch
 from schemas.messages import CalendarRemoval, CalendarUpsert, OutboundMessage, SendResult
 from schemas.outcomes import Outcomes
 from schemas.scoping import Scoping
-from schemas.state import EngagementStatus, Preview, PreviewItem, ScheduleSession
+from schemas.updates import ScheduleSession
+from schemas.views import EngagementStatus, Preview, PreviewItem
 from workflows.engagement import EngagementWorkflow
 from workflows.follow_through import ActionFollowThroughWorkflow
 

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from domain.schedule import local_label
 from schemas.recommendation import Agenda, Recommendation
-from schemas.state import EngagementList, EngagementStatus, Preview, Timeline
+from schemas.views import EngagementList, EngagementStatus, Preview, Timeline
 
 STATUS_STYLE = {"on_track": "green", "achieved": "bold green", "behind": "yellow", "at_risk": "bold red",
                 "no_data": "dim"}

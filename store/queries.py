@@ -9,7 +9,7 @@ import asyncpg
 from schemas.events import EVENT_ADAPTER, EngagementStarted, OutcomesRecorded, Phase
 from schemas.outcomes import Metric
 from schemas.report import ActionReport, MetricPoint, Report
-from schemas.state import EngagementListItem
+from schemas.views import EngagementListItem
 
 
 async def list_engagements(pool: asyncpg.Pool, phase: Phase | None = None) -> list[EngagementListItem]:

@@ -30,7 +30,8 @@ from schemas.outcomes import Outcomes
 from schemas.recommendation import EngagementFormat
 from schemas.scoping import Scoping
 from schemas.settings import Settings
-from schemas.state import ScheduleSession, SessionPlan
+from schemas.updates import ScheduleSession
+from schemas.views import SessionPlan
 from store.events import read_log
 from workflows.engagement import EngagementWorkflow
 from workflows.follow_through import ActionFollowThroughWorkflow

@@ -23,7 +23,8 @@ from adapters.inbound_server import InboundServer
 from devstack.mailsink import MailSink
 from schemas.events import ActionClosed, MetricReported
 from schemas.settings import Settings
-from schemas.state import EngagementStatus, ReportMetric
+from schemas.updates import ReportMetric
+from schemas.views import EngagementStatus
 from store import inbound as ledger
 from store.events import read_log
 from tests.conftest import unique_id

@@ -33,8 +33,8 @@ from schemas.recommendation import EngagementFormat, Recommendation
 from schemas.report import Report
 from schemas.scoping import Scoping
 from schemas.settings import Settings
-from schemas.state import EngagementList, EngagementStatus, StartResult, Timeline
 from schemas.status import ActionStatus
+from schemas.views import EngagementList, EngagementStatus, StartResult, Timeline
 from tests.conftest import unique_id
 from tests.lifecycle import running_worker
 

@@ -25,9 +25,10 @@ from cli.starting import cadence_error
 from devstack.process import free_port
 from domain.format import recommend
 from schemas.events import EngagementStarted, NewEvent
+from schemas.inputs import EngagementInput
 from schemas.scoping import Scoping
 from schemas.settings import Settings
-from schemas.state import EngagementInput, StartResult
+from schemas.views import StartResult
 from store.events import EngagementAlreadyStarted, append, read_log
 from store.migrate import migration_files
 from tests.conftest import unique_id

@@ -44,8 +44,9 @@ from schemas.messages import ActionSummary, MessageContext, OutboundMessage, Rec
 from schemas.outcomes import Direction, DotVote, Metric, Outcomes, Owner
 from schemas.report import ActionReport, MetricPoint, Report
 from schemas.scoping import Consultant, Person, Scoping
-from schemas.state import ActionView, AddPreread, EngagementStatus, ReportMetric
 from schemas.status import ActionStatus
+from schemas.updates import AddPreread, ReportMetric
+from schemas.views import ActionView, EngagementStatus
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 NOW = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)

@@ -51,7 +51,8 @@ from schemas.events import Phase
 from schemas.outcomes import Outcomes
 from schemas.scoping import Scoping
 from schemas.settings import Settings
-from schemas.state import AddPreread, ChooseFormat, EngagementStatus, RecordOutcomes, ScheduleSession
+from schemas.updates import AddPreread, ChooseFormat, RecordOutcomes, ScheduleSession
+from schemas.views import EngagementStatus
 from tests.conftest import unique_id
 from tests.lifecycle import (
     action,

@@ -8,7 +8,8 @@ import asyncpg
 from temporalio.testing import WorkflowEnvironment
 
 from schemas.settings import Settings
-from schemas.state import EngagementStatus, SnoozeAction
+from schemas.updates import SnoozeAction
+from schemas.views import EngagementStatus
 from tests.conftest import unique_id
 from tests.lifecycle import (
     action,

@@ -36,7 +36,7 @@ from devstack.process import free_port
 from devstack.process import stop as stop_process
 from schemas.events import ActionSnoozed, MetricReported
 from schemas.settings import Settings
-from schemas.state import ActionView, EngagementStatus
+from schemas.views import ActionView, EngagementStatus
 from store import inbound as inbound_store
 from store.events import read_log
 from tests.conftest import unique_id

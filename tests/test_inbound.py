@@ -30,7 +30,8 @@ from devstack.process import free_port
 from schemas.events import MessageSent, MetricReported
 from schemas.messages import ReplyScope
 from schemas.settings import Settings
-from schemas.state import ActionView, AddPreread, ChooseFormat, EngagementStatus, ScheduleSession
+from schemas.updates import AddPreread, ChooseFormat, ScheduleSession
+from schemas.views import ActionView, EngagementStatus
 from store import inbound as inbound_store
 from store.events import read_log
 from tests.conftest import unique_id

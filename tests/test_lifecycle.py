@@ -20,17 +20,17 @@ from adapters.engagement_client import engagement_status
 from devstack.mailsink import MailSink
 from schemas.events import MessageSent, Phase
 from schemas.settings import Settings
-from schemas.state import (
+from schemas.updates import (
     AcknowledgePreread,
     AddPreread,
     CancelEngagement,
     ChooseFormat,
-    EngagementStatus,
     RecordOutcomes,
     ReportMetric,
     ScheduleSession,
     SnoozeAction,
 )
+from schemas.views import EngagementStatus
 from store.events import read_log
 from tests.conftest import unique_id
 from tests.icalcheck import calendar_of, facts

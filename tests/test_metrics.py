@@ -15,7 +15,8 @@ from adapters.temporal import runtime_for
 from devstack.process import free_port
 from schemas.events import MessageSent
 from schemas.settings import Settings
-from schemas.state import EngagementStatus, ReportMetric
+from schemas.updates import ReportMetric
+from schemas.views import EngagementStatus
 from store.events import read_log
 from tests.conftest import unique_id
 from tests.lifecycle import action, into_follow_through, running_worker, scoping, start

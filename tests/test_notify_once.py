@@ -33,7 +33,7 @@ from domain.format import recommend
 from schemas import events as ev
 from schemas.messages import MessageContext, OutboundMessage, Recipient, ReplyScope
 from schemas.settings import Settings
-from schemas.state import ChooseFormat, ScheduleSession
+from schemas.updates import ChooseFormat, ScheduleSession
 from store import outbox
 from store.events import EventWriter, append, read_log
 from tests.conftest import unique_id

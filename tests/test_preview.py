@@ -15,7 +15,7 @@ import yaml
 from cli.preview import preview
 from schemas.outcomes import Outcomes
 from schemas.scoping import Scoping
-from schemas.state import Preview
+from schemas.views import Preview
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 ENGAGE = str(Path(sys.executable).parent / "engage")

@@ -37,7 +37,8 @@ from cli.views import print_status
 from devstack.mailsink import MailSink
 from schemas.events import RsvpRecorded
 from schemas.settings import Settings
-from schemas.state import ChooseFormat, EngagementStatus, ScheduleSession
+from schemas.updates import ChooseFormat, ScheduleSession
+from schemas.views import EngagementStatus
 from store.events import read_log
 from tests.conftest import unique_id
 from tests.icalcheck import calendar_of, facts

@@ -29,7 +29,7 @@ from activities import build_activities
 from devstack.mailsink import MailSink
 from schemas.events import MessageSent, Phase
 from schemas.settings import Settings
-from schemas.state import ChooseFormat, RecordOutcomes, ReportMetric, ScheduleSession
+from schemas.updates import ChooseFormat, RecordOutcomes, ReportMetric, ScheduleSession
 from store.events import read_log
 from tests.conftest import unique_id
 from tests.lifecycle import action, outcomes, save_history, scoping, start

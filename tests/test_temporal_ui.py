@@ -50,7 +50,7 @@ from devstack.process import free_port
 from devstack.temporal import TemporalDevServer, temporal_binary
 from schemas.events import Phase
 from schemas.settings import Settings
-from schemas.state import EngagementStatus, StartResult
+from schemas.views import EngagementStatus, StartResult
 from store.events import read_log
 from tests.lifecycle import EXAMPLES, running_worker
 from workflows import search_attributes as sa

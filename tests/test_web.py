@@ -33,7 +33,7 @@ from devstack.mailsink import MailSink
 from devstack.process import free_port
 from schemas.events import MetricReported
 from schemas.settings import Settings
-from schemas.state import ActionView, EngagementStatus
+from schemas.views import ActionView, EngagementStatus
 from store import inbound as inbound_store
 from store.events import read_log
 from tests.conftest import unique_id

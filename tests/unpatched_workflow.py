@@ -9,7 +9,8 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from schemas.state import EngagementInput, EngagementStatus
+    from schemas.inputs import EngagementInput
+    from schemas.views import EngagementStatus
     from workflows.engagement import EngagementWorkflow
 
 

@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas import events as ev
     from schemas.answers import AnswerResult
     from schemas.common import one_line
+    from schemas.inputs import EngagementInput, FollowThroughInput
     from schemas.messages import (
         ActionSummary,
         CalendarEntry,
@@ -48,26 +49,20 @@ with workflow.unsafe.imports_passed_through():
         SessionDay,
     )
     from schemas.recommendation import Agenda, EngagementFormat, Recommendation
-    from schemas.state import (
+    from schemas.status import ActionStatus
+    from schemas.updates import (
         AcknowledgePreread,
-        ActionView,
         AddPreread,
-        AttendanceView,
         BlockAction,
         CancelEngagement,
         ChooseFormat,
-        EngagementInput,
-        EngagementStatus,
-        FollowThroughInput,
-        PrereadView,
         RecordOutcomes,
         RecordRsvp,
         ReportMetric,
         ScheduleSession,
-        SessionPlan,
         SnoozeAction,
     )
-    from schemas.status import ActionStatus
+    from schemas.views import ActionView, AttendanceView, EngagementStatus, PrereadView, SessionPlan
     from workflows import search_attributes as sa
     from workflows.follow_through import ActionFollowThroughWorkflow
     from workflows.steps import put_on_calendar, record, send, take_off_calendar

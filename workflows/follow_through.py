@@ -21,17 +21,12 @@ with workflow.unsafe.imports_passed_through():
     from domain.status import action_status, due_datetime
     from schemas import events as ev
     from schemas.answers import AnswerResult
+    from schemas.inputs import FollowThroughCarry, FollowThroughInput
     from schemas.messages import MessageContext, OutboundMessage, Recipient, ReplyScope
-    from schemas.state import (
-        ActionView,
-        BlockAction,
-        FollowThroughCarry,
-        FollowThroughInput,
-        ReportMetric,
-        SnoozeAction,
-    )
     from schemas.status import ActionStatus
     from schemas.telemetry import CHECKINS_RECEIVED, ESCALATIONS
+    from schemas.updates import BlockAction, ReportMetric, SnoozeAction
+    from schemas.views import ActionView
     from workflows import search_attributes as sa
     from workflows.steps import record, send
 

@@ -19,7 +19,7 @@ def checkin(
     note: str | None = typer.Option(None, "--note"),
 ) -> None:
     """Report a metric value for an action."""
-    from schemas.state import ReportMetric
+    from schemas.updates import ReportMetric
 
     payload = guarded(lambda: ReportMetric(action_id=action, value=value, note=note))
     from workflows.engagement import EngagementWorkflow
@@ -35,7 +35,7 @@ def snooze(
     days: int = typer.Option(..., "--days", help="postpone the next check-in by N days"),
 ) -> None:
     """Postpone an action's next check-in."""
-    from schemas.state import SnoozeAction
+    from schemas.updates import SnoozeAction
 
     payload = guarded(lambda: SnoozeAction(action_id=action, days=days))
     from workflows.engagement import EngagementWorkflow
@@ -56,7 +56,7 @@ def block(
     """Report an action blocked, with the reason: the consultant is told at once (as from the check-in page)."""
     from rich.text import Text
 
-    from schemas.state import BlockAction
+    from schemas.updates import BlockAction
 
     payload = guarded(lambda: BlockAction(action_id=action, reason=reason))
     from workflows.engagement import EngagementWorkflow
@@ -71,7 +71,7 @@ def cancel(
     reason: str = typer.Option(..., "--reason"),
 ) -> None:
     """Cancel an engagement: follow-through stops, invitations are withdrawn."""
-    from schemas.state import CancelEngagement
+    from schemas.updates import CancelEngagement
 
     payload = guarded(lambda: CancelEngagement(reason=reason))
     from workflows.engagement import EngagementWorkflow

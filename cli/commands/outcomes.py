@@ -24,7 +24,7 @@ def session_record(
     from schemas.outcomes import Outcomes
 
     outcomes = guarded(lambda: load_model(outcomes_file, Outcomes))
-    from schemas.state import RecordOutcomes  # after the file: bad input is refused sooner
+    from schemas.updates import RecordOutcomes  # after the file: bad input is refused sooner
 
     payload = guarded(lambda: RecordOutcomes(outcomes=outcomes))
     _check_votes(engagement, outcomes)

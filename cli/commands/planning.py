@@ -22,7 +22,7 @@ def choose(
     reason: str | None = typer.Option(None, "--reason", help="why, when overriding the recommendation"),
 ) -> None:
     """Confirm or override the recommended format."""
-    from schemas.state import ChooseFormat
+    from schemas.updates import ChooseFormat
 
     payload = guarded(lambda: ChooseFormat(format=format.value, reason=reason))
     from workflows.engagement import EngagementWorkflow
@@ -41,7 +41,7 @@ def schedule(
     days: float | None = typer.Option(None, "--days", help="duration in days (default: the recommendation)"),
 ) -> None:
     """Set the session date and send the invitations."""
-    from schemas.state import ScheduleSession
+    from schemas.updates import ScheduleSession
 
     def parse() -> ScheduleSession:
         try:
@@ -68,7 +68,7 @@ def preread_add(
     days_before: int = typer.Option(7, "--days-before", help="days before the session it is sent"),
 ) -> None:
     """Add a pre-read, emailed to the participants N days before the session."""
-    from schemas.state import AddPreread
+    from schemas.updates import AddPreread
 
     payload = guarded(lambda: AddPreread(title=title, url=url, days_before=days_before))
     from workflows.engagement import EngagementWorkflow
@@ -84,7 +84,7 @@ def preread_ack(
     preread: str | None = typer.Option(None, "--preread", help="pre-read id (default: all of them)"),
 ) -> None:
     """Record that a participant has read a pre-read."""
-    from schemas.state import AcknowledgePreread
+    from schemas.updates import AcknowledgePreread
 
     payload = guarded(lambda: AcknowledgePreread(participant=participant, preread_id=preread))
     from workflows.engagement import EngagementWorkflow

@@ -107,7 +107,7 @@ def list_(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """Engagements with phase, client, next check-in and actions at risk."""
-    from schemas.state import EngagementList
+    from schemas.views import EngagementList
 
     async def go() -> EngagementList:
         from store.db import create_pool
@@ -129,7 +129,7 @@ def timeline(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """The engagement's event log, oldest first."""
-    from schemas.state import Timeline
+    from schemas.views import Timeline
 
     async def go() -> Timeline:
         from store.db import create_pool

@@ -50,7 +50,7 @@ def start(
         from adapters.temporal import engagement_workflow_id
         from cli.starting import start_engagement
         from domain.format import recommend as recommend_format
-        from schemas.state import StartResult
+        from schemas.views import StartResult
         from store.db import create_pool
 
         engagement_id = scoping.id or f"{_slug(scoping.client)}-{uuid.uuid4().hex[:6]}"
