@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import math
 import re
 import unicodedata
 from decimal import Decimal, InvalidOperation
@@ -29,11 +28,12 @@ from email.utils import parseaddr
 from html.parser import HTMLParser
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, model_validator
+
+from schemas.common import MAX_VALUE, Value
 
 DEFAULT_SNOOZE_DAYS = 7
 MAX_SNOOZE_DAYS = 365
-MAX_VALUE = 1e15
 MAX_REASON = 500
 MAX_NOTE = 2000
 
@@ -44,18 +44,11 @@ class Reading(BaseModel):
     """What one reply says: exactly one answer, or `none` with the reason nothing was read."""
 
     kind: ReadingKind
-    value: float | None = None
+    value: Value | None = None  # finite and bounded, as at every other entry
     days: int | None = Field(default=None, ge=1, le=MAX_SNOOZE_DAYS)
     reason: str | None = Field(default=None, min_length=1, max_length=MAX_REASON)
     note: str | None = Field(default=None, max_length=MAX_NOTE)
     why: str | None = None
-
-    @field_validator("value")
-    @classmethod
-    def _finite_and_bounded(cls, value: float | None) -> float | None:
-        if value is not None and (not math.isfinite(value) or abs(value) > MAX_VALUE):
-            raise ValueError(f"a value must be a finite number no larger than {MAX_VALUE:g} in size")
-        return value
 
     @model_validator(mode="after")
     def _fields_fit_kind(self) -> Reading:
