@@ -57,6 +57,7 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         # A restarted worker should pick up cached workflows within seconds, not after the default 10 s.
         "sticky_queue_schedule_to_start_timeout": timedelta(seconds=3),
         "max_cached_workflows": settings.max_cached_workflows,
+        "max_concurrent_workflow_tasks": settings.max_concurrent_workflow_tasks,
         "graceful_shutdown_timeout": timedelta(seconds=10),
     }
 

@@ -168,6 +168,14 @@ class Chaos:
         await self._outage("smtp_outage", at, self.stack.mail.stop, self.stack.mail.launch, self.stack.mail.wait_ready)
 
 
+def _unless_cancelled() -> None:
+    """A cancelled call surfaces as an RPC error (the SDK turns the cancel into one): the run is ending, stop
+    retrying. Swallowing it kept a failed run from ever printing its error."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 async def persist(call: Callable[[], Awaitable[T]], what: str, timeout: float = 300) -> T:
     """Client calls go on through restarts: retry connection-level failures until they get through."""
     deadline = time.monotonic() + timeout
@@ -178,11 +186,13 @@ async def persist(call: Callable[[], Awaitable[T]], what: str, timeout: float = 
         except RPCError as exc:
             if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
                 raise  # not a fault: the workflow is gone or the request is wrong; retrying changes nothing
+            _unless_cancelled()
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{what}: still failing after {timeout:.0f} s: {exc}") from exc
             await asyncio.sleep(delay)
             delay = min(delay * 2, 3)
         except (RuntimeError, OSError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
+            _unless_cancelled()
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{what}: still failing after {timeout:.0f} s: {exc}") from exc
             await asyncio.sleep(delay)
@@ -336,8 +346,13 @@ async def run(n: int, outage_s: float, kill_every: tuple[float, float]) -> dict[
     ]
     try:
         with console.status(f"chaos: {n} engagements under faults..."):
-            results = await asyncio.gather(*(drive(client, settings.task_queue, eid, session_at, answers)
-                                             for eid in ids))
+            outcomes = await asyncio.gather(*(drive(client, settings.task_queue, eid, session_at, answers)
+                                              for eid in ids), return_exceptions=True)
+        failed = {eid: out for eid, out in zip(ids, outcomes, strict=True) if isinstance(out, BaseException)}
+        for eid, exc in failed.items():
+            console.print(f"[red]{eid}[/]: the driver gave up: {exc!r}", markup=True)
+        results = [out for out in outcomes if not isinstance(out, BaseException)]
+        ids = [eid for eid in ids if eid not in failed]
         chaos.done.set()
         for task in faults[1:]:
             await task  # every planned fault has happened before the checks
@@ -361,6 +376,7 @@ async def run(n: int, outage_s: float, kill_every: tuple[float, float]) -> dict[
         "closed": sum(1 for s in results if s.phase is Phase.closed),
         "faults_injected": sum(chaos.faults.values()),
         "faults": dict(chaos.faults),
+        "drivers_failed": len(failed),
         **checked,
         "answers_applied": sum(answers.values()),
         "wall_s": round(wall, 1),
@@ -373,7 +389,7 @@ def main() -> None:
     parser.add_argument("--engagements", type=int, default=100)
     parser.add_argument("--outage-s", type=float, default=20, help="how long Postgres and SMTP stay down")
     parser.add_argument("--kill-every", type=float, nargs=2, default=(5, 10), metavar=("LOW", "HIGH"),
-                        help="SIGKILL the worker every LOW..HIGH seconds")
+                        help="SIGKILL the worker LOW..HIGH seconds after it begins to poll, again and again")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     from adapters.logging import configure_logging

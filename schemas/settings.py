@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     # history on its next task (a follow-through's history is short), so thousands of open engagements fit a
     # small worker. bench/scale.py measures the worker's memory with this default.
     max_cached_workflows: int = Field(default=500, ge=0, le=100_000)
+    # Workflow tasks one worker runs at once. Python runs workflow code one task at a time (the interpreter
+    # lock), so more in flight only stretch each one: after a restart, the SDK's default of 100 cold replays at
+    # once took 5-9 s each on a loaded 2-core machine, against a 10 s task timeout, and a worker restarted every
+    # few seconds (bench/chaos.py) finished none. Activities are not limited by this.
+    max_concurrent_workflow_tasks: int = Field(default=8, ge=2, le=1000)
     # The SDK's workflow sandbox re-imports the workflow modules for every cached workflow and checks every
     # import: safety against non-deterministic code, paid in memory and CPU (docs/BENCHMARKS.md measures it).
     # Tests always run sandboxed; a worker may run without it to cache many more workflows in the same memory.
