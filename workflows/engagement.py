@@ -1,4 +1,4 @@
-"""EngagementWorkflow: one engagement, from scoping to the last check-in (DESIGN.md, phases 1-8).
+"""EngagementWorkflow: one engagement, from scoping to the last check-in (docs/architecture.md, the lifecycle).
 
 The run method reads as the lifecycle. Human steps arrive as validated updates; each phase is a short
 awaited step; the rules (format, schedule, status) live in `domain/`.
@@ -11,7 +11,6 @@ from datetime import datetime, time, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -659,16 +658,7 @@ class EngagementWorkflow:
         }
         if self._calendars_v2:  # older runs never set it: their upserts stay as recorded
             wanted[sa.ATTENDEES_DECLINED.name] = sum(a.attendance == "declined" for a in self._attendance())
-        updates: list[SearchAttributeUpdate] = []
-        keys = {k.name: k for k in sa.ALL_KEYS}
-        for name, value in wanted.items():
-            if self._sa_values.get(name, ...) == value:
-                continue  # an unchanged attribute would only add history
-            self._sa_values[name] = value
-            key = keys[name]
-            updates.append(key.value_unset() if value is None else key.value_set(value))  # type: ignore[arg-type]
-        if updates:
-            workflow.upsert_search_attributes(updates)
+        sa.upsert_changed(self._sa_values, wanted)
 
     def _current_session(self) -> SessionPlan:
         assert self._session is not None

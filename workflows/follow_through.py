@@ -384,16 +384,7 @@ class ActionFollowThroughWorkflow:
             sa.NEXT_CHECKIN_AT.name: view.next_checkin_at,
             sa.ACTIONS_AT_RISK.name: int(view.status is ActionStatus.at_risk and view.closed_reason is None),
         }
-        keys = {k.name: k for k in sa.ALL_KEYS}
-        updates = []
-        for name, value in wanted.items():
-            if self._sa_values.get(name, ...) == value:
-                continue  # an unchanged attribute would only add history
-            self._sa_values[name] = value
-            key = keys[name]
-            updates.append(key.value_unset() if value is None else key.value_set(value))  # type: ignore[arg-type]
-        if updates:
-            workflow.upsert_search_attributes(updates)
+        sa.upsert_changed(self._sa_values, wanted)
         next_line = self._label(view.next_checkin_at) if view.next_checkin_at else "none"
         state = f"closed ({view.closed_reason})" if view.closed_reason else view.status.value.replace("_", " ")
         workflow.set_current_details(

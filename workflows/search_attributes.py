@@ -6,7 +6,7 @@ or a workflow task that sets one fails.
 
 from __future__ import annotations
 
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
 
 ENGAGEMENT_PHASE = SearchAttributeKey.for_keyword("EngagementPhase")
 ENGAGEMENT_FORMAT = SearchAttributeKey.for_keyword("EngagementFormat")
@@ -19,6 +19,23 @@ ATTENDEES_DECLINED = SearchAttributeKey.for_int("AttendeesDeclined")
 
 ALL_KEYS = (ENGAGEMENT_PHASE, ENGAGEMENT_FORMAT, CLIENT_NAME, CONSULTANT, NEXT_CHECKIN_AT, ACTIONS_AT_RISK,
             ATTENDEES_DECLINED)
+
+def upsert_changed(current: dict[str, object], wanted: dict[str, object]) -> None:
+    """Upsert the attributes in `wanted` (name -> value, None to unset) whose value differs from `current`, the
+    workflow's own record of what it set; an unchanged attribute would only add history. Call from workflow code."""
+    from temporalio import workflow
+
+    keys = {k.name: k for k in ALL_KEYS}
+    updates: list[SearchAttributeUpdate] = []
+    for name, value in wanted.items():
+        if current.get(name, ...) == value:
+            continue
+        current[name] = value
+        key = keys[name]
+        updates.append(key.value_unset() if value is None else key.value_set(value))  # type: ignore[arg-type]
+    if updates:
+        workflow.upsert_search_attributes(updates)
+
 
 # The names the `temporal` CLI and admin tools use for each type.
 _CLI_TYPE = {"KEYWORD": "Keyword", "DATETIME": "Datetime", "INT": "Int"}
