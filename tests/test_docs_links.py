@@ -92,7 +92,7 @@ def test_the_code_points_only_to_files_in_the_repository() -> None:
 
 def test_the_patch_ids_in_use_are_the_ones_documented() -> None:
     """docs/architecture.md lists every `workflow.patched` id of workflows/, and no other."""
-    constants = {}
+    constants: dict[str, str] = {}
     for path in (ROOT / "workflows").glob("*.py"):
         constants.update(re.findall(r'^([A-Z_]+) = "([a-z0-9-]+)"$', path.read_text(encoding="utf-8"), re.MULTILINE))
     used = {constants[name] for path in (ROOT / "workflows").glob("*.py")
