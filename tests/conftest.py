@@ -1,7 +1,12 @@
-"""Real parts on free loopback ports, started once per test session.
+"""Real parts on free loopback ports, started once per test session, and the test tiers.
 
 Temporal (time-skipping server and dev server), Postgres (embedded, or ENGAGE_TEST_DATABASE_URL), the SMTP
-sink and Radicale. Tests isolate themselves by engagement id, not by fresh servers.
+sink and Radicale. Tests isolate themselves by engagement id, not by fresh servers. Under pytest-xdist each
+worker is a session of its own: its own servers on its own ports, its own temporary directory.
+
+Tiers (markers registered in pyproject.toml): `fast` is `make check`, pure tests and the workflows on the
+time-skipping server with recording activities, seconds in all; `slow` is the rest, real servers,
+subprocesses and browsers, run by `make test` with the fast ones.
 """
 
 from __future__ import annotations
@@ -31,6 +36,55 @@ from store.migrate import migrate
 from workflows.search_attributes import ALL_KEYS
 
 BIN = Path(sys.executable).parent
+
+# The fast tier, by module: nothing in these starts a real server (a test among them that asks for one of
+# SERVER_FIXTURES is slow all the same). A new test module is slow until it is named here.
+FAST_MODULES = {
+    "test_agenda_views", "test_escaping", "test_ics", "test_mail_auth", "test_preview", "test_replay",
+    "test_reply_reading", "test_typed_boundary", "test_workflows_fast",
+}
+FAST_PREFIXES = ("test_domain_",)
+SERVER_FIXTURES = {"database_url", "pool", "settings", "mail_sink", "radicale", "dev_env", "tmp_root"}
+# Tests of fast modules that take seconds each, left to `make test` to keep `make check` under a minute.
+SLOW_TESTS = (
+    "test_ics.py::test_vtimezone_transitions_are_zoneinfos[",  # two years of transitions in each of 14 zones
+    "test_replay.py::test_recorded_history_replays[v",  # the histories of older code (v1_...): patches kept
+)
+
+
+def fast_module(name: str) -> bool:
+    return name in FAST_MODULES or name.startswith(FAST_PREFIXES)
+
+
+def is_fast(item: pytest.Item) -> bool:
+    return (fast_module(item.path.stem) and not item.nodeid.rpartition("/")[2].startswith(SLOW_TESTS)
+            and not SERVER_FIXTURES & set(getattr(item, "fixturenames", ())))
+
+
+# Under `--dist loadgroup` (make test) the tests of one group run one after another on one worker. "heavy": the
+# chaos run and the benchmarks, each its own stack of servers and workers, never two at once. "timing": the tests
+# that hold the machine to a wall-clock limit (an SMTP greeting within 1 s, a warm `engage dev` start within 10 s,
+# 90 days of follow-through within 10 s) never run beside each other.
+XDIST_GROUPS = {
+    "test_chaos": "heavy", "test_bench": "heavy",
+    "test_inbound_abuse": "timing", "test_dev_stack": "timing", "test_lifecycle": "timing",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(pytest.mark.fast if is_fast(item) else pytest.mark.slow)
+        group = XDIST_GROUPS.get(item.path.stem)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """`-m fast` does not import the slow modules at all (playwright, the benchmarks ...): seconds saved."""
+    if (config.getoption("markexpr") == "fast" and collection_path.suffix == ".py"
+            and collection_path.name.startswith("test_") and not fast_module(collection_path.stem)):
+        return True
+    return None
 
 
 @pytest.fixture(scope="session")
