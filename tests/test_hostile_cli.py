@@ -124,13 +124,15 @@ async def test_every_command_shows_markup_as_typed(wide_env: dict[str, str], tmp
     shows(await engage(env, "agenda", str(scoping_file)), CLIENT)
     shows(await engage(env, "start", str(scoping_file)), eid, CLIENT)
     shows(await engage(env, "choose", eid, "--format", "strategy_session", "--reason", REASON), eid)
+    # The pre-read before the session is scheduled: on a busy machine two commands can take longer than the
+    # seconds to the session, and a pre-read is refused once it has started.
+    shows(await engage(env, "preread", "add", eid, "--title", PREREAD, "--url", "https://example.com/memo",
+                       "--days-before", "1"), PREREAD)
+    shows(await engage(env, "preread", "ack", eid, "--participant", "ana@acme.example"), "ana@acme.example")
     # The session a few seconds ahead (HH:MM:SS), so that outcomes can be recorded without waiting a minute.
     session_start = (datetime.now(CLIENT_TZ) + timedelta(seconds=12)).replace(microsecond=0)
     shows(await engage(env, "schedule", eid, "--on", session_start.date().isoformat(),
                        "--at", session_start.strftime("%H:%M:%S"), "--days", "0.5"), eid)
-    shows(await engage(env, "preread", "add", eid, "--title", PREREAD, "--url", "https://example.com/memo",
-                       "--days-before", "1"), PREREAD)
-    shows(await engage(env, "preread", "ack", eid, "--participant", "ana@acme.example"), "ana@acme.example")
     shows(await engage(env, "status", eid), CLIENT, PREREAD)
     shows(await engage(env, "agenda", eid), CLIENT)
     # `list` shows every engagement of the database: one named with markup must not break it for the others.
