@@ -3,46 +3,69 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from cli.app import console, emit_json
 from cli.errors import BadInput, guarded
 
+if TYPE_CHECKING:
+    from devstack.stack import Ports
+
 commands = typer.Typer()
 # `engage inbox` runs the inbound server; `engage inbox explain` shows how a reply is read.
 inbox_app = typer.Typer()
 
-# The embedded stack's options, shared by `dev` and `demo`.
+# The embedded stack's options, shared by `dev` and `demo` (`stack_options`): `--data-dir`, then one `--NAME-port`
+# per field of devstack.stack.Ports, in this order.
 DATA_DIR = typer.Option(Path("var"), "--data-dir", help="where every part keeps its data")
-TEMPORAL_PORT = typer.Option(7233, "--temporal-port", help="Temporal gRPC port")
-UI_PORT = typer.Option(8233, "--ui-port", help="Temporal UI port")
-POSTGRES_PORT = typer.Option(55432, "--postgres-port", help="embedded Postgres port")
-SMTP_PORT = typer.Option(8025, "--smtp-port", help="SMTP sink port")
-CALDAV_PORT = typer.Option(5232, "--caldav-port", help="Radicale (CalDAV) port")
-INBOUND_PORT = typer.Option(8026, "--inbound-port", help="inbound mail (replies) port")
-WEB_PORT = typer.Option(8027, "--web-port", help="check-in page (engage web) port")
+PORT_OPTIONS = (
+    ("temporal", 7233, "Temporal gRPC port"),
+    ("ui", 8233, "Temporal UI port"),
+    ("postgres", 55432, "embedded Postgres port"),
+    ("smtp", 8025, "SMTP sink port"),
+    ("caldav", 5232, "Radicale (CalDAV) port"),
+    ("inbound", 8026, "inbound mail (replies) port"),
+    ("web", 8027, "check-in page (engage web) port"),
+)
+
+
+def stack_options(command: Callable[..., None]) -> Callable[..., None]:
+    """A command `command(data_dir, ports, ...)` with the stack's options before its own: typer sees `--data-dir`
+    and the `--NAME-port` options; the command gets `data_dir` and the ports as one devstack.stack.Ports."""
+    own = [param for param in inspect.signature(command).parameters.values()
+           if param.name not in ("data_dir", "ports")]
+    stack = [inspect.Parameter("data_dir", inspect.Parameter.KEYWORD_ONLY, default=DATA_DIR, annotation=Path)]
+    stack += [inspect.Parameter(f"{name}_port", inspect.Parameter.KEYWORD_ONLY, annotation=int,
+                                default=typer.Option(default, f"--{name}-port", help=help))
+              for name, default, help in PORT_OPTIONS]
+    params = stack + [param.replace(kind=inspect.Parameter.KEYWORD_ONLY) for param in own]
+
+    @functools.wraps(command)
+    def with_stack(**options: Any) -> None:
+        from devstack.stack import Ports
+
+        ports = Ports(**{name: options.pop(f"{name}_port") for name, _, _ in PORT_OPTIONS})
+        command(data_dir=options.pop("data_dir"), ports=ports, **options)
+
+    with_stack.__signature__ = inspect.Signature(params, return_annotation=None)  # type: ignore[attr-defined]
+    with_stack.__annotations__ = {param.name: param.annotation for param in params} | {"return": None}
+    return with_stack
 
 
 @commands.command()
-def dev(
-    data_dir: Path = DATA_DIR,
-    temporal_port: int = TEMPORAL_PORT,
-    ui_port: int = UI_PORT,
-    postgres_port: int = POSTGRES_PORT,
-    smtp_port: int = SMTP_PORT,
-    caldav_port: int = CALDAV_PORT,
-    inbound_port: int = INBOUND_PORT,
-    web_port: int = WEB_PORT,
-) -> None:
+@stack_options
+def dev(data_dir: Path, ports: Ports) -> None:
     """Run the embedded stack in the foreground: Temporal + UI, Postgres, SMTP sink, CalDAV, the worker, the
     inbound mail server for replies, and the check-in page."""
-    from devstack.stack import DevStack, Ports, run_foreground
+    from devstack.stack import DevStack, run_foreground
 
-    ports = Ports(temporal=temporal_port, ui=ui_port, postgres=postgres_port, smtp=smtp_port, caldav=caldav_port,
-                  inbound=inbound_port, web=web_port)
     terminal = console()
 
     def echo(part: str, address: str) -> None:

@@ -4,22 +4,16 @@ server) and `engage demo` (one sample engagement on the embedded stack)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from cli.app import console, emit_json, run, settings
-from cli.commands.stack import (
-    CALDAV_PORT,
-    DATA_DIR,
-    INBOUND_PORT,
-    POSTGRES_PORT,
-    SMTP_PORT,
-    TEMPORAL_PORT,
-    UI_PORT,
-    WEB_PORT,
-)
+from cli.commands.stack import stack_options
 from cli.errors import BadInput, guarded
+
+if TYPE_CHECKING:
+    from devstack.stack import Ports
 
 commands = typer.Typer()
 
@@ -60,23 +54,15 @@ def preview(
 
 
 @commands.command()
+@stack_options
 def demo(
-    data_dir: Path = DATA_DIR,
-    temporal_port: int = TEMPORAL_PORT,
-    ui_port: int = UI_PORT,
-    postgres_port: int = POSTGRES_PORT,
-    smtp_port: int = SMTP_PORT,
-    caldav_port: int = CALDAV_PORT,
-    inbound_port: int = INBOUND_PORT,
-    web_port: int = WEB_PORT,
+    data_dir: Path,
+    ports: Ports,
     keep_running: bool = typer.Option(True, "--keep-running/--no-keep-running",
                                       help="after the demo, keep the stack up for the UI until Ctrl-C"),
 ) -> None:
     """Run one complete sample engagement (about 90 seconds) and print its report. Starts the embedded stack
     (the options of `engage dev`) when nothing answers at ENGAGE_TEMPORAL_ADDRESS."""
     from cli.demo import run_demo
-    from devstack.stack import Ports
 
-    ports = Ports(temporal=temporal_port, ui=ui_port, postgres=postgres_port, smtp=smtp_port, caldav=caldav_port,
-                  inbound=inbound_port, web=web_port)
     guarded(lambda: run_demo(settings(), data_dir, ports, keep_running))
