@@ -594,16 +594,21 @@ def create_app(settings: Settings, client: Client | None = None, pool: asyncpg.P
         return _render("page.html.j2", status_code, page=page.variables(), token=token, notice=notice,
                        errors=errors or {}, typed=typed or {}, form_ids=ids)
 
+    async def open_page(request: Request, token: str, bound: Any) -> tuple[AnswerScope, Page, Any]:
+        """What the token opens: the scope it grants, the action's page as it is now, and the log bound to
+        that engagement and action (a Refusal, logged by `guarded`, when the token or the action says no)."""
+        logic = page_logic()
+        scope = await logic.scope_of(request, token)
+        scoped = bound.bind(engagement_id=scope.engagement_id, action_id=scope.action_id,
+                            workflow_id=engagement_workflow_id(scope.engagement_id))
+        return scope, await logic.page_for(scope), scoped
+
     async def show(request: Request) -> Response:
         token = request.path_params["token"]
         bound = log.bind(path="/a/…", method="GET", client=page_logic()._client_address(request))
 
         async def work() -> Response:
-            logic = page_logic()
-            scope = await logic.scope_of(request, token)
-            bound_scope = bound.bind(engagement_id=scope.engagement_id, action_id=scope.action_id,
-                                     workflow_id=engagement_workflow_id(scope.engagement_id))
-            page = await logic.page_for(scope)
+            _scope, page, bound_scope = await open_page(request, token, bound)
             bound_scope.info("page shown", status=page.action.status.value)
             return render_page(page, token, 200)
 
@@ -616,10 +621,7 @@ def create_app(settings: Settings, client: Client | None = None, pool: asyncpg.P
 
             async def work() -> Response:
                 logic = page_logic()
-                scope = await logic.scope_of(request, token)
-                bound2 = bound.bind(engagement_id=scope.engagement_id, action_id=scope.action_id,
-                                    workflow_id=engagement_workflow_id(scope.engagement_id))
-                page = await logic.page_for(scope)
+                scope, page, bound2 = await open_page(request, token, bound)
                 form: dict[str, str] = {}
                 try:
                     form = await _form(request)
