@@ -307,8 +307,6 @@ async def apply_reply(
     scope: AnswerScope | None = None
     reading: Reading | None = None
     message_id: str | None = None
-    calendar: bytes | None = None
-    rsvp: Rsvp | None = None
 
     def outcome(kind: Literal["applied", "rejected", "deferred"], reason: Rejection | Deferral | None,
                 detail: str, answer: str | None = None) -> ReplyOutcome:
@@ -348,29 +346,15 @@ async def apply_reply(
         calendar = calendar_answer(parsed) if scope.is_invitation else None
         if calendar is not None:
             rsvp = _rsvp_of(calendar, scope, settings)
-    except _Reject as refused:
-        return outcome("rejected", refused.reason, refused.detail)
-    except ReplyDeferred as deferred:
-        return outcome("deferred", deferred.reason, str(deferred))
-    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
-        return outcome("deferred", "database_unavailable", type(exc).__name__)
-    if calendar is not None and rsvp is not None:
-        try:
-            verdict = await _decide_rsvp(pool, client, scope, rsvp, message_id, sender, channel, timeout)
-        except ReplyDeferred as deferred:
-            return outcome("deferred", deferred.reason, str(deferred))
-        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
-            return outcome("deferred", "database_unavailable", type(exc).__name__)
-        return outcome(*verdict)
-    if _is_automatic(parsed):
-        return outcome("rejected", "auto_reply", "automatic replies are ignored")
+            return outcome(*await _decide_rsvp(pool, client, scope, rsvp, message_id, sender, channel, timeout))
+        if _is_automatic(parsed):
+            return outcome("rejected", "auto_reply", "automatic replies are ignored")
 
-    text = own_text(parsed)
-    reading = read_answer(text) if text else Reading(kind="none", why="the reply has no text of its own")
-    sender_name = header_from[0]
-    answer_id = "email-reply/" + hashlib.sha256(message_id.encode()).hexdigest()[:32]
-    mailer = Mailer(settings, pool)
-    try:
+        text = own_text(parsed)
+        reading = read_answer(text) if text else Reading(kind="none", why="the reply has no text of its own")
+        sender_name = header_from[0]
+        answer_id = "email-reply/" + hashlib.sha256(message_id.encode()).hexdigest()[:32]
+        mailer = Mailer(settings, pool)
         # No connection is held while Temporal decides: many replies at once would drain the pool (and, in one
         # process with a worker, starve its activities). Two deliveries of one reply at once both reach Temporal
         # with the same update id, which applies it once and gives both the same verdict; the ledger's finish and
@@ -381,6 +365,8 @@ async def apply_reply(
             sent = await send_answer(mailer, answer)
             return outcome(verdict[0], verdict[1], verdict[2], sent)
         return outcome(*verdict)
+    except _Reject as refused:  # only the checks above the RSVP and the answer raise it
+        return outcome("rejected", refused.reason, refused.detail)
     except ReplyDeferred as deferred:
         return outcome("deferred", deferred.reason, str(deferred))
     except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
