@@ -30,7 +30,7 @@ from schemas.outcomes import Outcomes
 from schemas.recommendation import EngagementFormat
 from schemas.scoping import Scoping
 from schemas.settings import Settings
-from schemas.updates import ScheduleSession
+from schemas.updates import ChooseFormat, ScheduleSession
 from schemas.views import SessionPlan
 from store.events import read_log
 from workflows.engagement import EngagementWorkflow
@@ -92,6 +92,21 @@ def action(action_id: str, owner: str, email: str, tz: str, due: date, baseline:
 
 async def start(client: Client, task_queue: str, s: Scoping) -> EngagementHandle:
     return await start_engagement_workflow(client, s, task_queue=task_queue)
+
+
+@contextlib.asynccontextmanager
+async def started(client: Client, settings: Settings, pool: asyncpg.Pool, s: Scoping
+                  ) -> AsyncIterator[EngagementHandle]:
+    """The engagement of `s`, started on a worker with the real activities that runs until the block ends."""
+    async with running_worker(client, settings, pool) as task_queue:
+        yield await start(client, task_queue, s)
+
+
+async def scheduled(handle: EngagementHandle, session: ScheduleSession) -> SessionPlan:
+    """The combined format chosen and `session` scheduled, as `engage choose` and `engage schedule` do: the
+    invitations go out, and the session has not begun."""
+    await handle.execute_update(EngagementWorkflow.choose_format, ChooseFormat(format=EngagementFormat.combined))
+    return await handle.execute_update(EngagementWorkflow.schedule_session, session)
 
 
 async def run_histories(client: Client, workflow_id: str, first_run_id: str | None = None) -> list[WorkflowHistory]:

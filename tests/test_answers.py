@@ -28,7 +28,7 @@ from schemas.views import EngagementStatus
 from store import inbound as ledger
 from store.events import read_log
 from tests.conftest import unique_id
-from tests.lifecycle import action, into_follow_through, running_worker, scoping, start, until
+from tests.lifecycle import action, into_follow_through, scoping, started, until
 from tests.mailbox import BEN, MAIL_DOMAIN, mail_at_sink, reply, reply_address, sink_mails, text_of
 from tests.test_inbound import send
 from workflows.engagement import EngagementWorkflow as EW
@@ -65,8 +65,7 @@ async def test_twenty_concurrent_answers_one_achieving_each_recorded_or_refused_
 ) -> None:
     env = time_skipping_env
     eid = unique_id("answers")
-    async with running_worker(env.client, settings, pool) as tq:
-        handle = await start(env.client, tq, scoping(eid, cadence="14d", horizon="90d"))
+    async with started(env.client, settings, pool, scoping(eid, cadence="14d", horizon="90d")) as handle:
         # A2 keeps the engagement running once A1 has closed.
         await into_follow_through(env, handle, date(2027, 2, 11), timedelta(hours=1),
                                   action("A1", *BEN, "Europe/Berlin", date(2027, 5, 31), 0, 200),

@@ -30,12 +30,12 @@ from devstack.process import free_port
 from schemas.events import MessageSent, MetricReported
 from schemas.messages import ReplyScope
 from schemas.settings import Settings
-from schemas.updates import AddPreread, ChooseFormat, ScheduleSession
+from schemas.updates import AddPreread, ScheduleSession
 from schemas.views import ActionView, EngagementStatus
 from store import inbound as inbound_store
 from store.events import read_log
 from tests.conftest import unique_id
-from tests.lifecycle import action, into_follow_through, running_worker, scoping, snapshot, start, until
+from tests.lifecycle import action, into_follow_through, scheduled, scoping, snapshot, started, until
 from tests.mailbox import ANA, BEN, MAIL_DOMAIN, mail_at_sink, reply, reply_address
 from workflows.engagement import EngagementWorkflow as EW
 
@@ -79,8 +79,7 @@ async def test_a_reply_to_a_checkin_reports_the_value_and_nothing_forged_changes
 ) -> None:
     env, server = time_skipping_env, inbound_server
     eid = unique_id("inbound")
-    async with running_worker(env.client, settings, pool) as tq:
-        handle = await start(env.client, tq, scoping(eid, cadence="14d", horizon="90d"))
+    async with started(env.client, settings, pool, scoping(eid, cadence="14d", horizon="90d")) as handle:
         plan = await into_follow_through(env, handle, date(2027, 2, 11), timedelta(hours=1),
             action("A1", *BEN, "Europe/Berlin", date(2027, 5, 31), 0, 200))
         await env.sleep(until(await env.get_current_time(), datetime(2027, 2, 25, 12, tzinfo=UTC)))
@@ -186,10 +185,8 @@ async def test_read_in_a_reply_to_a_preread_acknowledges_it(
 ) -> None:
     env, server = time_skipping_env, inbound_server
     eid = unique_id("inbound-pr")
-    async with running_worker(env.client, settings, pool) as tq:
-        handle = await start(env.client, tq, scoping(eid))
-        await handle.execute_update(EW.choose_format, ChooseFormat(format="combined"))
-        await handle.execute_update(EW.schedule_session, ScheduleSession(on=date(2027, 2, 11)))
+    async with started(env.client, settings, pool, scoping(eid)) as handle:
+        await scheduled(handle, ScheduleSession(on=date(2027, 2, 11)))
         # 90 days before the session is already past: the pre-read goes out at once.
         await handle.execute_update(EW.add_preread, AddPreread(title="Market memo", url="https://x.example/m",
                                                                days_before=90))

@@ -40,10 +40,9 @@ from tests.lifecycle import (
     into_follow_through,
     next_checkin_attribute,
     outcomes,
-    running_worker,
     save_history,
     scoping,
-    start,
+    started,
     until,
 )
 from workflows.engagement import EngagementWorkflow as EW
@@ -75,8 +74,8 @@ async def test_engagement_from_start_to_closed(
     env = time_skipping_env
     eid = unique_id("life")
     wall = time.monotonic()
-    async with running_worker(env.client, settings, pool) as tq:
-        handle = await start(env.client, tq, scoping(eid, cadence="14d", horizon="90d", escalate_after_missed=2))
+    async with started(env.client, settings, pool,
+                       scoping(eid, cadence="14d", horizon="90d", escalate_after_missed=2)) as handle:
         rec = await handle.execute_update(EW.choose_format, ChooseFormat(format="combined"))
         assert rec.format.value == "combined"
         plan = await handle.execute_update(EW.schedule_session, ScheduleSession(on=date(2027, 2, 11), at="09:00"))
@@ -201,8 +200,7 @@ async def test_cancel_during_follow_through_stops_every_child(
 ) -> None:
     env = time_skipping_env
     eid = unique_id("cancel")
-    async with running_worker(env.client, settings, pool) as tq:
-        handle = await start(env.client, tq, scoping(eid, cadence="7d", horizon="60d"))
+    async with started(env.client, settings, pool, scoping(eid, cadence="7d", horizon="60d")) as handle:
         await into_follow_through(env, handle, date(2027, 3, 1), timedelta(minutes=5),
             action("A1", "Ben Wu", "ben@acme.example", "Europe/Berlin", date(2027, 5, 31), 0, 200),
             action("A2", "Ana Lima", "ana@acme.example", "America/Sao_Paulo", date(2027, 4, 30), 0, 5))
@@ -281,8 +279,7 @@ async def test_invalid_updates_are_rejected_and_the_engagement_goes_on(
 ) -> None:
     env = time_skipping_env
     eid = unique_id("bad")
-    async with running_worker(env.client, settings, pool) as tq:
-        handle = await start(env.client, tq, scoping(eid, cadence="30d", horizon="30d"))
+    async with started(env.client, settings, pool, scoping(eid, cadence="30d", horizon="30d")) as handle:
         await handle.execute_update(EW.add_preread, AddPreread(title="Memo", url="https://x.example"))
         if update in ("schedule_session", "record_outcomes", "report_metric", "snooze_action"):
             await handle.execute_update(EW.choose_format, ChooseFormat(format="combined"))
@@ -332,8 +329,7 @@ async def test_actions_due_at_the_same_instant_and_a_seconds_cadence(
     """Two owners in one zone get their check-ins at the same instant (the demo's case)."""
     env = time_skipping_env
     eid = unique_id("same")
-    async with running_worker(env.client, settings, pool) as tq:
-        handle = await start(env.client, tq, scoping(eid, cadence="8s", horizon="45s"))
+    async with started(env.client, settings, pool, scoping(eid, cadence="8s", horizon="45s")) as handle:
         await into_follow_through(env, handle, date(2027, 2, 10), timedelta(seconds=1),
             action("A1", "Ben Wu", "ben@acme.example", "Europe/Berlin", date(2027, 3, 1), 0, 10),
             action("A2", "Ana Lima", "ana@acme.example", "Europe/Berlin", date(2027, 3, 1), 0, 10))
@@ -347,8 +343,7 @@ async def test_a_temporal_cancel_winds_down_like_engage_cancel(
 ) -> None:
     env = time_skipping_env
     eid = unique_id("tcancel")
-    async with running_worker(env.client, settings, pool) as tq:
-        handle = await start(env.client, tq, scoping(eid, cadence="7d", horizon="60d"))
+    async with started(env.client, settings, pool, scoping(eid, cadence="7d", horizon="60d")) as handle:
         await into_follow_through(env, handle, date(2027, 3, 1), timedelta(minutes=5),
             action("A1", "Ben Wu", "ben@acme.example", "Europe/Berlin", date(2027, 5, 31), 0, 200))
         await env.sleep(timedelta(days=8))
@@ -371,8 +366,7 @@ async def test_a_checkin_is_one_activity_that_sends_and_records_it(
     it from there."""
     env = time_skipping_env
     eid = unique_id("one")
-    async with running_worker(env.client, settings, pool) as tq:
-        handle = await start(env.client, tq, scoping(eid, cadence="7d", horizon="30d"))
+    async with started(env.client, settings, pool, scoping(eid, cadence="7d", horizon="30d")) as handle:
         await into_follow_through(env, handle, date(2027, 3, 1), timedelta(minutes=5),
             action("A1", "Ben Wu", "ben@acme.example", "Asia/Tokyo", date(2027, 5, 31), 0, 200),
             action("A2", "Ana Lima", "ana@acme.example", "America/Sao_Paulo", date(2027, 4, 30), 0, 5))

@@ -37,12 +37,12 @@ from cli.views import print_status
 from devstack.mailsink import MailSink
 from schemas.events import RsvpRecorded
 from schemas.settings import Settings
-from schemas.updates import ChooseFormat, ScheduleSession
+from schemas.updates import ScheduleSession
 from schemas.views import EngagementStatus
 from store.events import read_log
 from tests.conftest import unique_id
 from tests.icalcheck import calendar_of, facts
-from tests.lifecycle import running_worker, scoping, start
+from tests.lifecycle import scheduled, scoping, started
 from tests.mailbox import MAIL_DOMAIN, mail_at_sink, text_of
 from tests.test_inbound import send
 from workflows.engagement import EngagementWorkflow as EW
@@ -152,10 +152,8 @@ async def test_outlook_and_gmail_rsvps_are_recorded_and_a_decline_reaches_the_co
 ) -> None:
     env, server = time_skipping_env, inbound_server
     eid = unique_id("rsvp")
-    async with running_worker(env.client, settings, pool) as tq:
-        handle = await start(env.client, tq, scoping(eid))
-        await handle.execute_update(EW.choose_format, ChooseFormat(format="combined"))
-        plan = await handle.execute_update(EW.schedule_session, ScheduleSession(on=date(2027, 2, 11), days=2))
+    async with started(env.client, settings, pool, scoping(eid)) as handle:
+        plan = await scheduled(handle, ScheduleSession(on=date(2027, 2, 11), days=2))
 
         invites = {who[1]: await mail_at_sink(mail_sink, message_id_for(f"{eid}/invitation/0/{who[1]}", MAIL_DOMAIN))
                    for who in (ANA, BEN, CHLOE)}
