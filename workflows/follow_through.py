@@ -6,7 +6,7 @@ signals from the parent (which validated them). Continue-as-new keeps each run's
 
 The parent hears only what matters (`FollowThroughInput.parent_hears_what_matters`, set by newer parents): a
 value, a snooze, a block (each with its verdict), and the close. A routine check-in, reminder or escalation
-wakes this workflow alone, which shows its status and next check-in in its own search attributes and details
+wakes this workflow alone, which shows its status and next check-in in its own details
 (docs/BENCHMARKS.md: the parent's cold replay per check-in was the largest cost of a burst).
 """
 
@@ -27,7 +27,6 @@ with workflow.unsafe.imports_passed_through():
     from schemas.telemetry import CHECKINS_RECEIVED, ESCALATIONS
     from schemas.updates import BlockAction, ReportMetric, SnoozeAction
     from schemas.views import ActionView
-    from workflows import search_attributes as sa
     from workflows.steps import record, send
 
 # A run hands over to a fresh one after this many check-ins (a 52-week weekly action: about every 6 months).
@@ -59,7 +58,6 @@ class ActionFollowThroughWorkflow:
         self._snoozes: list[SnoozeAction] = []
         self._blocks: list[BlockAction] = []
         self._stop_requested = False
-        self._sa_values: dict[str, object] = {}
 
     # --- inputs from the parent -----------------------------------------------------------------------
 
@@ -373,18 +371,17 @@ class ActionFollowThroughWorkflow:
         await parent.signal(parent_workflow.action_changed, self._view)
 
     def _publish(self) -> None:
-        """The action's own status and next check-in, in its search attributes and its details in the UI (only
-        for parents that hear only what matters: older runs never set them, and their histories stay as they
-        were recorded)."""
+        """The action's own status and next check-in, in its details in the UI (for parents that hear only what
+        matters). Details are not a command: nothing in the history changes.
+
+        Not in search attributes: a follow-through that upserted them beside its timer (issue 18's first
+        version) broke replay under SIGKILL storms. After a sticky task timed out, the task that followed on the
+        normal queue started the same timer again, with the same duration, as if the timer had not fired and the
+        clock had not moved; its replay then sent the check-in (`bench/chaos.py` and `tests/test_chaos.py`:
+        "Activity machine does not handle this event: TimerStarted"). docs/BENCHMARKS.md, "Tried and dropped"."""
         if not self._in.parent_hears_what_matters:
             return
         view = self._view
-        wanted: dict[str, object] = {
-            sa.CLIENT_NAME.name: self._in.client,
-            sa.NEXT_CHECKIN_AT.name: view.next_checkin_at,
-            sa.ACTIONS_AT_RISK.name: int(view.status is ActionStatus.at_risk and view.closed_reason is None),
-        }
-        sa.upsert_changed(self._sa_values, wanted)
         next_line = self._label(view.next_checkin_at) if view.next_checkin_at else "none"
         state = f"closed ({view.closed_reason})" if view.closed_reason else view.status.value.replace("_", " ")
         workflow.set_current_details(
