@@ -291,7 +291,6 @@ async def throughput(n: int, settings: Settings, pool: asyncpg.Pool) -> dict[str
     actions = Counter(action for action, _ in sent)
     assert len(actions) == 3 * n and min(actions.values()) >= CHECKINS, \
         f"every action gets {CHECKINS} check-ins; actions by check-ins sent: {Counter(actions.values())}"
-    assert shape.child_timers >= CHECKINS, shape
     bare_times: list[float] = []
     note_checkins_with(lambda _key: bare_times.append(time.time()))
     # The bare follow-throughs send as many check-ins as ours did, at the same cadence, each after its timer.

@@ -24,10 +24,12 @@ async def test_bench_run_quick_prints_every_figure() -> None:
     assert figures["engagements"] == 10
     assert all(figures[k] > 0 for k in KEYS)
     assert figures["max_history_events"] <= 2000
-    # The real loop: every action got its check-ins (the script asserts 3 each from the outbox), and the bare
-    # baseline sent as many per action.
+    # The real loop: every action got its check-ins (the script asserts 3 each from the outbox; late ones go out
+    # back to back, without a timer between them, so the timers are not counted), and the bare baseline sent
+    # check-ins too.
     assert figures["min_checkins_per_action"] >= 3
-    assert figures["shape"]["child_timers"] >= 3
+    assert figures["checkins"] >= 3 * 3 * figures["engagements"]
+    assert figures["bare_checkins_per_s"] > 0
 
 
 SCALE_KEYS = {"open_workflows", "start_s", "worker_rss_mb", "checkins_per_s", "max_checkin_lag_s",
