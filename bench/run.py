@@ -5,7 +5,7 @@
 Starts its own stack on free loopback ports (an in-memory Temporal dev server, embedded Postgres, the SMTP
 sink, Radicale), then measures:
 - the real loop, at a pace this machine sustains: N engagements are started (set-up), then arrive one every
-  `arrival_gap_s` (16 set-up times per engagement): format, session, outcomes, and 3 actions with a check-in
+  `arrival_gap_s` (paced: slower while the walks lag): format, session, outcomes, and 3 actions with a check-in
   every 4 s to the horizon, at least 3 each (asserted from the outbox); the owners stay silent, so reminders and
   escalations go out too. Against bare Temporal doing the same work at the same pace on the same server (a
   parent with as many no-op activities and timers as ours averaged, one child per action with as many check-ins,
@@ -78,7 +78,8 @@ ENGAGE = str(Path(sys.executable).parent / "engage")
 CADENCE_S = 4
 HORIZON_S = 20  # check-ins at 4, 8, 12 and 16 s after the outcomes: the third still goes out 8 s late
 SESSION_LEAD_S = 3  # a session is booked this far ahead
-PACE_FACTOR = 16  # an engagement arrives every PACE_FACTOR x (set-up time per engagement)
+PACE_FACTOR = 16  # an engagement arrives every PACE_FACTOR x (set-up time per engagement) to begin with
+MIN_GAP_S = 0.5  # and never closer than this
 console = Console(stderr=True)
 
 
@@ -185,13 +186,29 @@ async def patiently(call: Callable[[], Awaitable[T]], what: str) -> T:
                 raise
 
 
-async def run_engagement(handle: EngagementHandle, delay: float) -> None:
+class Pace:
+    """When the next engagement arrives. A walk from the format to the outcomes takes about the session's lead
+    while the worker keeps up; a longer one means workflow tasks are queueing, and check-ins would go out late
+    (past their horizon), so arrivals slow down at once, and speed up again slowly while walks are prompt."""
+
+    def __init__(self, gap: float) -> None:
+        self.floor = self.gap = gap
+
+    def walked(self, seconds: float) -> None:
+        if seconds > SESSION_LEAD_S + 2.5:
+            self.gap = min(self.gap * 1.5, 10.0)
+        else:
+            self.gap = max(self.gap * 0.9, self.floor)
+
+
+async def run_engagement(handle: EngagementHandle, pace: Pace) -> None:
     """From choosing the format to closed: the session, the outcomes, then every action's check-ins to its
     horizon."""
-    await asyncio.sleep(delay)
+    began = time.monotonic()
     await walk_to_follow_through(handle, bench_outcomes(datetime.now(UTC).date()), session_soon,
                                  format=EngagementFormat.combined, session_attempts=10, outcomes_attempts=60,
                                  retry_every=timedelta(seconds=0.5), update_ids=f"{handle.id}/", call=patiently)
+    pace.walked(time.monotonic() - began)
     status = await handle.result()
     assert status.phase is ev.Phase.closed, status.phase
 
@@ -244,16 +261,16 @@ def steady_rate(times: list[float]) -> float:
 
 
 async def timed_bare(client: Client, queue: str, shape: Shape, workflow_ids: list[str], *,
-                     max_activities: int, gap: float = 0.0) -> float:
-    """Seconds for the bare baseline to run one workflow of `shape` per id, one every `gap` seconds (all at once
-    by default), on its own worker."""
+                     max_activities: int, offsets: list[float] | None = None) -> float:
+    """Seconds for the bare baseline to run one workflow of `shape` per id, each started at its offset in seconds
+    (all at once by default), on its own worker."""
     async with Worker(client, task_queue=queue, workflows=[BareEngagement, BareChild],
                       activities=[bare_noop, bare_checkin], max_concurrent_activities=max_activities,
                       **worker_options(Settings(_env_file=None))):  # type: ignore[call-arg]
         began = time.monotonic()
 
         async def one(i: int, workflow_id: str) -> None:
-            await asyncio.sleep(i * gap)
+            await asyncio.sleep(offsets[i] if offsets else 0.0)
             await client.execute_workflow(BareEngagement.run, shape, id=workflow_id, task_queue=queue)
 
         await asyncio.gather(*(one(i, workflow_id) for i, workflow_id in enumerate(workflow_ids)))
@@ -280,12 +297,19 @@ async def throughput(n: int, settings: Settings, pool: asyncpg.Pool) -> dict[str
         began = time.monotonic()
         handles = await asyncio.gather(*(set_up(client, pool, settings, eid) for eid in ids))
         setup_s = time.monotonic() - began
-        # An engagement's whole lifecycle costs about PACE_FACTOR set-ups: one arriving every that many set-up
-        # times keeps the machine below saturation, where a steady rate means something.
-        gap = PACE_FACTOR * setup_s / n
+        # An engagement's whole lifecycle costs many set-ups: one arriving every PACE_FACTOR set-up times (at
+        # least MIN_GAP_S) to begin with, then as fast as the walks stay prompt (Pace), keeps the machine below
+        # saturation, where a steady rate means something.
+        pace = Pace(max(MIN_GAP_S, PACE_FACTOR * setup_s / n))
         began = time.monotonic()
-        await asyncio.gather(*(run_engagement(h, i * gap) for i, h in enumerate(handles)))
+        tasks, offsets = [], []
+        for handle in handles:
+            offsets.append(time.monotonic() - began)
+            tasks.append(asyncio.create_task(run_engagement(handle, pace)))
+            await asyncio.sleep(pace.gap)
+        await asyncio.gather(*tasks)
         ours_s = time.monotonic() - began
+        gap = offsets[-1] / max(1, n - 1)
     shape = await measure_shape(client, ids, SESSION_LEAD_S)
     sent = await checkins_sent(pool, ids)
     actions = Counter(action for action, _ in sent)
@@ -298,7 +322,7 @@ async def throughput(n: int, settings: Settings, pool: asyncpg.Pool) -> dict[str
     bare_shape = shape.model_copy(update={"child_timers": per_action, "child_duration_s": per_action * CADENCE_S,
                                           "child_activities": max(shape.child_activities, per_action)})
     bare_s = await timed_bare(client, f"{settings.task_queue}-bare", bare_shape,
-                              [f"bare-{run}-{i}" for i in range(n)], max_activities=200, gap=gap)
+                              [f"bare-{run}-{i}" for i in range(n)], max_activities=200, offsets=offsets)
     ours, bare = n / ours_s, n / bare_s
     ours_rate = steady_rate([at.timestamp() for _, at in sent])
     bare_rate = steady_rate(bare_times)
