@@ -262,7 +262,9 @@ async def play(settings: Settings, console: Console, mail_dir: Path) -> str:
     async def consultant() -> None:
         # The outcomes go in once the session has begun (tried again while a busy worker has not seen it begin).
         await walk_to_follow_through(
-            handle, demo_outcomes(now.date()),
+            # Due dates counted from the day after the session, in the client's zone: from `now`'s UTC date they
+            # were "not after today" for an hour each night, once it was already tomorrow in Berlin.
+            handle, demo_outcomes(session_start.date() + timedelta(days=1)),
             ScheduleSession(on=session_start.date(), at=session_start.strftime("%H:%M:%S"),
                             days=status.recommendation.days),
             format=chosen, scheduled=scheduled, after_start=timedelta(seconds=0.5), outcomes_attempts=120,
