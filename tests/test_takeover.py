@@ -1,11 +1,12 @@
 """A worker of the new code takes over engagements begun by a worker of the code before a change.
 
-Issue 18 changed what a follow-through tells its engagement (`parent-hears-what-matters`). An engagement already
-in follow-through when the new worker is deployed must finish its check-ins as it began them: nothing lost,
-nothing sent twice. The test runs the real worker of the commit before that change (`git archive`, as a
-subprocess, as a deployment would), stops it the way a deploy does (SIGTERM) while check-ins are going out,
-and lets the current code finish the engagement. Its histories are kept as `takeover_*` in tests/histories/
-(ENGAGE_RECORD_HISTORIES=1), which tests/test_replay.py replays with the rest.
+Written for issue 18's change of what a follow-through tells its engagement (`parent-hears-what-matters`, since
+switched off: docs/BENCHMARKS.md), and kept for every deploy: an engagement already in follow-through when a new
+worker takes over must finish its check-ins as it began them, nothing lost, nothing sent twice. The test runs
+the real worker of an earlier commit (`git archive`, as a subprocess, as a deployment would), stops it the way a
+deploy does (SIGTERM) while check-ins are going out, and lets the current code finish the engagement. Its
+histories are kept as `takeover_*` in tests/histories/ (ENGAGE_RECORD_HISTORIES=1), which tests/test_replay.py
+replays with the rest.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ from workflows.engagement import EngagementWorkflow as EW
 from workflows.follow_through import ActionFollowThroughWorkflow
 
 ROOT = Path(__file__).resolve().parent.parent
-# The last commit before `parent-hears-what-matters` (issue 18): its follow-throughs tell the engagement of
-# every check-in. CI runs in a full clone of main, where it is always there.
+# The last commit of session 5, before issue 18's work (its follow-throughs tell the engagement of every
+# check-in; so do the current ones). CI runs in a full clone of main, where it is always there.
 BEFORE = "31de0cb"
 
 
