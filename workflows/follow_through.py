@@ -58,6 +58,7 @@ class ActionFollowThroughWorkflow:
         self._snoozes: list[SnoozeAction] = []
         self._blocks: list[BlockAction] = []
         self._stop_requested = False
+        self._reached: datetime | None = None  # the deadline of the last timer that fired
 
     # --- inputs from the parent -----------------------------------------------------------------------
 
@@ -93,7 +94,7 @@ class ActionFollowThroughWorkflow:
             await self._apply_inputs()
             if self._view.closed_reason is not None:
                 break
-            now = workflow.now()
+            now = self._now()
             if self._stop_requested:
                 await self._close("cancelled")
             elif now >= inp.horizon_end:
@@ -142,6 +143,18 @@ class ActionFollowThroughWorkflow:
             deadlines.append(self._reminder_at)
         return min(deadlines)
 
+    def _now(self) -> datetime:
+        """`workflow.now()`, but never before the deadline of a timer that has fired.
+
+        A fired timer proves its deadline has passed. `workflow.now()` does not always: on a fresh worker, in the
+        task that follows a sticky task's schedule-to-start timeout, it was seen to return the time of the task
+        before, so the live task planned the same timer again while its replay (with the right time) sent the
+        check-in: a nondeterminism error ("Activity machine does not handle this event: TimerStarted", CI's chaos
+        test). Deciding from the later of the two makes the live task and its replay agree; in a consistent
+        history the timer fires after its deadline and the task starts after that, so nothing changes there."""
+        now = workflow.now()
+        return max(now, self._reached) if self._reached is not None else now
+
     async def _wait_until(self, deadline: datetime) -> None:
         timeout = deadline - workflow.now()
         if timeout <= timedelta(0):
@@ -154,7 +167,7 @@ class ActionFollowThroughWorkflow:
                 timeout_summary=f"Wait for a value of '{self._view.title}' until {what}",
             )
         except TimeoutError:
-            pass
+            self._reached = deadline
 
     # --- inputs -----------------------------------------------------------------------------------------
 
