@@ -62,11 +62,12 @@ def is_fast(item: pytest.Item) -> bool:
 
 
 # Under `--dist loadgroup` (make test) the tests of one group run one after another on one worker. "heavy": the
-# chaos run and the benchmarks, each its own stack of servers and workers, never two at once. "timing": the tests
+# chaos run, the benchmarks and the demo, each its own stack of servers and workers, never two at once (the demo
+# beside the chaos run took over its 240 s in a CI run; alone it takes 80 s). "timing": the tests
 # that hold the machine to a wall-clock limit (an SMTP greeting within 1 s, a warm `engage dev` start within 10 s,
 # 90 days of follow-through within 10 s) never run beside each other.
 XDIST_GROUPS = {
-    "test_chaos": "heavy", "test_bench": "heavy",
+    "test_chaos": "heavy", "test_bench": "heavy", "test_demo": "heavy",
     "test_inbound_abuse": "timing", "test_dev_stack": "timing", "test_lifecycle": "timing",
 }
 
