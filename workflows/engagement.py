@@ -123,11 +123,6 @@ class EngagementWorkflow:
         self._rsvps: dict[str, AttendanceView] = {}  # the latest answer of each participant
         self._invited_at: datetime | None = None
         self._rsvp_reminded: set[str] = set()  # "sequence/email"
-        # Issue 18's quieter parent (the follow-throughs telling it only what matters) is switched off: without a
-        # signal per check-in, chaos runs under load hit a replay failure after sticky-queue timeouts
-        # (docs/BENCHMARKS.md, "Tried and dropped"). Every run takes the path of before; the branches stay, off,
-        # until that is understood.
-        self._hears_what_matters = False
 
     # === the lifecycle ======================================================================================
 
@@ -246,7 +241,6 @@ class EngagementWorkflow:
                     sponsor=self._scoping.sponsor, action=view, cadence=ft.cadence, local_time=ft.local_time,
                     whole_days=ft.whole_days, horizon_end=self._horizon_end,
                     escalate_after_missed=ft.escalate_after_missed, parent_reads_result=reads_results,
-                    parent_hears_what_matters=self._hears_what_matters,
                 ),
                 id=f"{workflow.info().workflow_id}/{view.action_id}",
                 static_summary=f"{view.action_id} '{view.title}' ({view.owner.name})",
@@ -596,8 +590,7 @@ class EngagementWorkflow:
         self._actions[view.action_id] = view
         if self._phase is Phase.follow_through:
             self._upsert_search_attributes()
-            line = self._open_actions_line() if self._hears_what_matters else self._next_checkin_line()
-            workflow.set_current_details(self._details(line))
+            workflow.set_current_details(self._details(self._next_checkin_line()))
 
     @workflow.query
     def status(self) -> EngagementStatus:
@@ -643,11 +636,8 @@ class EngagementWorkflow:
         return f"**Phase:** {self._phase.value}\n\n**Next:** {next_step}"
 
     def _upsert_search_attributes(self) -> None:
-        # Once the follow-throughs tell only what matters, the next check-in is each action's own attribute:
-        # the engagement's copy would go stale after the first routine check-in.
         open_times = [v.next_checkin_at for v in self._actions.values()
-                      if v.next_checkin_at is not None and v.closed_reason is None
-                      and not self._hears_what_matters]
+                      if v.next_checkin_at is not None and v.closed_reason is None]
         wanted: dict[str, object] = {
             sa.ENGAGEMENT_PHASE.name: self._phase.value,
             sa.ENGAGEMENT_FORMAT.name: (self._format or self._recommendation.format).value,
@@ -692,13 +682,6 @@ class EngagementWorkflow:
 
     def _session_line(self) -> str:
         return f"session on {self._local(self._session.starts_at)}" if self._session else "no session yet"
-
-    def _open_actions_line(self) -> str:
-        views = self._actions.values()
-        open_ = sum(v.closed_reason is None for v in views)
-        at_risk = sum(v.status is ActionStatus.at_risk and v.closed_reason is None for v in views)
-        return (f"{open_} of {len(views)} actions open, {at_risk} at risk; each action's workflow shows its "
-                "next check-in")
 
     def _next_checkin_line(self) -> str:
         upcoming = [v for v in self._actions.values() if v.next_checkin_at is not None and v.closed_reason is None]

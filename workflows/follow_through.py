@@ -3,11 +3,6 @@
 Check-in requests go out at the cadence, at the owner's local time; one reminder when a request goes
 unanswered; after `escalate_after_missed` misses in a row the sponsor is told. Values and snoozes arrive as
 signals from the parent (which validated them). Continue-as-new keeps each run's history short.
-
-The parent hears only what matters (`FollowThroughInput.parent_hears_what_matters`, set by newer parents): a
-value, a snooze, a block (each with its verdict), and the close. A routine check-in, reminder or escalation
-wakes this workflow alone, which shows its status and next check-in in its own details
-(docs/BENCHMARKS.md: the parent's cold replay per check-in was the largest cost of a burst).
 """
 
 from __future__ import annotations
@@ -88,7 +83,6 @@ class ActionFollowThroughWorkflow:
     async def run(self, inp: FollowThroughInput) -> ActionView:
         if self._view.next_checkin_at is None and self._view.checkins_sent == 0:
             await self._schedule_first_checkin()
-        self._publish()
         sent_this_run = 0
         while self._view.closed_reason is None:
             await self._apply_inputs()
@@ -109,7 +103,6 @@ class ActionFollowThroughWorkflow:
             else:
                 await self._wait_until(self._next_deadline())
         self._reject_pending()
-        self._publish()
         if not self._in.parent_reads_result:
             await self._tell_parent()
         return self._view
@@ -295,10 +288,7 @@ class ActionFollowThroughWorkflow:
         self._reminder_at = workflow.now() + min(inp.cadence / 2, timedelta(days=3))
         if not in_one:
             await record(inp.engagement_id, *items)
-        if inp.parent_hears_what_matters:
-            self._publish()  # a routine check-in: the parent is not woken for it
-        else:
-            await self._tell_parent()
+        await self._tell_parent()
 
     async def _send_reminder(self) -> None:
         assert self._pending is not None
@@ -378,28 +368,9 @@ class ActionFollowThroughWorkflow:
                      summary=f"Close '{view.title}': {reason}, {view.status.value}")
 
     async def _tell_parent(self) -> None:
-        self._publish()
         parent_workflow = engagement.EngagementWorkflow
         parent = workflow.get_external_workflow_handle_for(parent_workflow.run, self._in.parent_workflow_id)
         await parent.signal(parent_workflow.action_changed, self._view)
-
-    def _publish(self) -> None:
-        """The action's own status and next check-in, in its details in the UI (for parents that hear only what
-        matters). Details are not a command: nothing in the history changes.
-
-        Not in search attributes: a follow-through that upserted them beside its timer (issue 18's first
-        version) broke replay under SIGKILL storms. After a sticky task timed out, the task that followed on the
-        normal queue started the same timer again, with the same duration, as if the timer had not fired and the
-        clock had not moved; its replay then sent the check-in (`bench/chaos.py` and `tests/test_chaos.py`:
-        "Activity machine does not handle this event: TimerStarted"). docs/BENCHMARKS.md, "Tried and dropped"."""
-        if not self._in.parent_hears_what_matters:
-            return
-        view = self._view
-        next_line = self._label(view.next_checkin_at) if view.next_checkin_at else "none"
-        state = f"closed ({view.closed_reason})" if view.closed_reason else view.status.value.replace("_", " ")
-        workflow.set_current_details(
-            f"**Status:** {state}\n\n**Check-ins sent:** {view.checkins_sent}, missed in a row "
-            f"{view.missed_in_row}, escalations {view.escalations}\n\n**Next check-in:** {next_line}")
 
     async def _continue_as_new(self) -> None:
         # Values and snoozes that arrived during this run are applied here, not lost with it.

@@ -20,6 +20,7 @@ ATTENDEES_DECLINED = SearchAttributeKey.for_int("AttendeesDeclined")
 ALL_KEYS = (ENGAGEMENT_PHASE, ENGAGEMENT_FORMAT, CLIENT_NAME, CONSULTANT, NEXT_CHECKIN_AT, ACTIONS_AT_RISK,
             ATTENDEES_DECLINED)
 
+
 def upsert_changed(current: dict[str, object], wanted: dict[str, object]) -> None:
     """Upsert the attributes in `wanted` (name -> value, None to unset) whose value differs from `current`, the
     workflow's own record of what it set; an unchanged attribute would only add history. Call from workflow code."""
