@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
+
+
+def unless_cancelled() -> None:
+    """Call where a retry loop caught a failed client call: a cancel surfaces as an RPC error (the SDK turns it
+    into one), and retrying it would keep a run that is ending alive for ever."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def print_figures(results: dict[str, Any], as_json: bool) -> None:

@@ -54,7 +54,7 @@ from adapters.engagement_client import (  # noqa: E402
     walk_to_follow_through,
 )
 from adapters.temporal import connect, follow_through_workflow_id  # noqa: E402
-from bench import print_figures  # noqa: E402
+from bench import print_figures, unless_cancelled  # noqa: E402
 from bench.run import Stack, bench_outcomes, bench_scoping  # noqa: E402
 from devstack.process import spawn, stop  # noqa: E402
 from schemas.events import Phase  # noqa: E402
@@ -168,14 +168,6 @@ class Chaos:
         await self._outage("smtp_outage", at, self.stack.mail.stop, self.stack.mail.launch, self.stack.mail.wait_ready)
 
 
-def _unless_cancelled() -> None:
-    """A cancelled call surfaces as an RPC error (the SDK turns the cancel into one): the run is ending, stop
-    retrying. Swallowing it kept a failed run from ever printing its error."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
-
-
 async def persist(call: Callable[[], Awaitable[T]], what: str, timeout: float = 300) -> T:
     """Client calls go on through restarts: retry connection-level failures until they get through."""
     deadline = time.monotonic() + timeout
@@ -186,13 +178,13 @@ async def persist(call: Callable[[], Awaitable[T]], what: str, timeout: float = 
         except RPCError as exc:
             if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
                 raise  # not a fault: the workflow is gone or the request is wrong; retrying changes nothing
-            _unless_cancelled()
+            unless_cancelled()
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{what}: still failing after {timeout:.0f} s: {exc}") from exc
             await asyncio.sleep(delay)
             delay = min(delay * 2, 3)
         except (RuntimeError, OSError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
-            _unless_cancelled()
+            unless_cancelled()
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{what}: still failing after {timeout:.0f} s: {exc}") from exc
             await asyncio.sleep(delay)

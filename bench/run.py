@@ -49,7 +49,7 @@ from temporalio.worker import Worker  # noqa: E402
 from activities import build_activities  # noqa: E402
 from adapters.engagement_client import EngagementHandle, walk_to_follow_through  # noqa: E402
 from adapters.temporal import connect, engagement_workflow_id, follow_through_workflow_id  # noqa: E402
-from bench import print_figures  # noqa: E402
+from bench import print_figures, unless_cancelled  # noqa: E402
 from bench.bare import BareChild, BareEngagement, Shape, bare_checkin, bare_noop, note_checkins_with  # noqa: E402
 from cli.starting import start_engagement  # noqa: E402
 from devstack.postgres import EmbeddedPostgres  # noqa: E402
@@ -183,9 +183,7 @@ async def patiently(call: Callable[[], Awaitable[T]], what: str) -> T:
         try:
             return await call()
         except WorkflowUpdateRPCTimeoutOrCancelledError:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise
+            unless_cancelled()
 
 
 class Pace:
