@@ -161,7 +161,7 @@ def console() -> Any:
 
 
 async def query_status(engagement: str) -> Any:
-    """The engagement's status with each open action's own view; an unknown engagement is bad input (exit 2)."""
+    """The engagement's status, each action's view included; an unknown engagement is bad input (exit 2)."""
     from temporalio.service import RPCError, RPCStatusCode
 
     from adapters.engagement_client import engagement_status
