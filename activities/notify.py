@@ -24,8 +24,11 @@ class NotifyActivities:
     async def send_message(self, message: OutboundMessage) -> SendResult:
         bound = log.bind(engagement_id=message.engagement_id, action_id=message.action_id,
                          workflow_id=activity.info().workflow_id, kind=message.kind.value)
+        # An earlier attempt heard the relay's 250 but Postgres was away for the mark: it said so in its
+        # heartbeat, which Temporal keeps for the retry (Mailer.send, `relay_has_it`).
+        relay_has_it = self.mailer.message_id(message) in activity.info().heartbeat_details
         try:
-            result = await self.mailer.send(message)
+            result = await self.mailer.send(message, relay_has_it=relay_has_it, remember_accepted=activity.heartbeat)
         except PermanentDeliveryError as exc:
             # A relay that refuses the address will refuse it on every retry.
             raise ApplicationError(str(exc), type="PermanentDeliveryError", non_retryable=True) from exc

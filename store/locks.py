@@ -17,5 +17,8 @@ async def session_lock(pool: asyncpg.Pool, key: str, space: int) -> AsyncIterato
         try:
             yield conn
         finally:
-            if not conn.is_closed():
-                await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, $2))", key, space)
+            try:
+                if not conn.is_closed():
+                    await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, $2))", key, space)
+            except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
+                pass  # the connection died (Postgres went away) and the lock with it; the block's own error stands

@@ -13,10 +13,13 @@ import email
 import email.policy
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import aiosmtplib
 import asyncpg
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import Envelope, Session
 from pydantic import SecretStr
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType
@@ -24,10 +27,12 @@ from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.notify import NotifyActivities
+from adapters.email import send as send_module
 from adapters.email.headers import message_id_for
 from adapters.email.mime import build_email
 from adapters.email.send import Mailer
-from devstack.mailsink import MailSink
+from devstack.mailsink import EmlWriter, MailSink
+from devstack.postgres import EmbeddedPostgres
 from devstack.process import free_port
 from domain.format import recommend
 from schemas import events as ev
@@ -35,7 +40,9 @@ from schemas.messages import MessageContext, OutboundMessage, Recipient, ReplySc
 from schemas.settings import Settings
 from schemas.updates import ChooseFormat, ScheduleSession
 from store import outbox
+from store.db import create_pool
 from store.events import EventWriter, append, read_log
+from store.migrate import migrate
 from tests.conftest import unique_id
 from tests.lifecycle import running_worker, scoping, start
 from workflows.engagement import EngagementWorkflow as EW
@@ -252,3 +259,65 @@ async def test_smtp_down_the_workflow_retries_with_backoff_then_delivers_once(
             assert row is not None and row["status"] == "sent" and row["attempts"] >= 4
         assert sorted(m.message_id for m in await sent_events(pool, eid)) == sorted(ids)
         await handle.terminate("test done")
+
+
+class StopsPostgresBeforeAccepting(EmlWriter):
+    """A relay that takes the message, then, before its 250 reaches the worker, Postgres goes away: the moment
+    the chaos run's Postgres outage once caught two invitations in (docs/RELIABILITY.md, session 6)."""
+
+    def __init__(self, folder: Path, postgres: EmbeddedPostgres) -> None:
+        super().__init__(folder)
+        self.postgres = postgres
+
+    async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
+        answer = await super().handle_DATA(server, session, envelope)
+        self.postgres.stop()
+        return answer
+
+
+async def test_postgres_away_at_the_250_the_heartbeat_keeps_the_retry_from_sending_again(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The relay said 250 and Postgres could not be told: the attempt says so in its heartbeat, which Temporal
+    gives the next attempt; that attempt marks the row and sends nothing (activities/notify.py)."""
+    monkeypatch.setattr(send_module, "MARK_PATIENCE_S", 1.0)  # the activity's 25 s, shortened
+    postgres = EmbeddedPostgres(tmp_path / "pg", free_port(), durable=False)
+    (tmp_path / "pg").mkdir()
+    own = settings.model_copy(update={"database_url": SecretStr(postgres.start())})
+    relay = Controller(StopsPostgresBeforeAccepting(tmp_path / "mail", postgres), hostname="127.0.0.1",
+                       port=free_port(), ready_timeout=10)
+    relay.start()
+    try:
+        own = smtp_on(own, relay.port)
+        pool = await create_pool(own)
+        await migrate(pool)
+        eid = unique_id("once-e")
+        await begin(pool, eid)
+        acts = NotifyActivities(EventWriter(pool), Mailer(own, pool))
+        message = checkin(eid)
+        message_id = acts.mailer.message_id(message)
+        heartbeats: list[tuple[Any, ...]] = []
+        env = activity_env(eid)
+        env.on_heartbeat = lambda *details: heartbeats.append(details)
+
+        with pytest.raises(OSError):  # the patient mark gave up: Postgres is still away
+            await env.run(acts.send_message, message)
+        delivered = sorted((tmp_path / "mail").glob("*.eml"))
+        assert len(delivered) == 1
+        assert heartbeats == [(message_id,)], "the 250 is kept where the retry finds it"
+
+        postgres.start()
+        row = await outbox.status_of(pool, message_id)
+        assert row is not None and row["status"] == "pending", "Postgres never heard of the 250"
+        retry(env)
+        env.info = dataclasses.replace(env.info, heartbeat_details=[message_id])  # as Temporal hands them over
+        result = await env.run(acts.send_message, message)
+        assert (result.message_id, result.delivered_now) == (message_id, True)
+        assert sorted((tmp_path / "mail").glob("*.eml")) == delivered, "not sent a second time"
+        row = await outbox.status_of(pool, message_id)
+        assert row is not None and (row["status"], row["attempts"]) == ("sent", 2)
+        assert [m.message_id for m in await sent_events(pool, eid)] == [message_id], "logged once"
+        await pool.close()
+    finally:
+        relay.stop()
+        postgres.stop()

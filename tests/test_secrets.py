@@ -177,11 +177,13 @@ async def test_no_secret_reaches_the_logs_or_an_error_line(
 
     # SMTP: the same password, accepted by a relay that requires AUTH; and the plain sink of the test session.
     port, folder = auth_sink
-    with_auth = configured.model_copy(update={"smtp_url": type(configured.smtp_url)(
-        f"smtp://user:{SMTP_PASSWORD}@127.0.0.1:{port}")})
+    # The Mailer's mark connections (adapters/email/send.py, MailLoop) open the settings' database: the pool's.
+    with_auth = configured.model_copy(update={"database_url": settings.database_url,
+                                              "smtp_url": type(configured.smtp_url)(
+                                                  f"smtp://user:{SMTP_PASSWORD}@127.0.0.1:{port}")})
     sent = await Mailer(with_auth, pool).send(message(eid, "auth/1"))
     assert sent.delivered_now and len(list(folder.glob("*.eml"))) == 1
-    plain = configured.model_copy(update={"smtp_url": settings.smtp_url})
+    plain = configured.model_copy(update={"database_url": settings.database_url, "smtp_url": settings.smtp_url})
     before = len(mail_sink.messages())
     sent = await Mailer(plain, pool).send(message(eid, "sink/1"))
     assert sent.delivered_now and len(mail_sink.messages()) == before + 1
