@@ -237,5 +237,5 @@ async def test_the_message_is_marked_sent_before_quit_and_a_failed_quit_changes_
     result = await asyncio.wait_for(sending, 10)  # the 421 to QUIT is not an error: the relay has the message
     assert result.delivered_now and len(list(folder.glob("*.eml"))) == 1
     assert (await mailer.send(msg)).delivered_now is False
-    window, quit_s = mailer.recent_windows[-1]
-    assert 0 <= window < 1 and quit_s > 0
+    timing = mailer.recent_timings[-1]
+    assert timing.message_id == mailer.message_id(msg) and 0 <= timing.window_s < 1 and timing.quit_s > 0

@@ -9,7 +9,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from email.message import Message
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
@@ -75,6 +75,15 @@ def _is_permanent(code: int) -> bool:
     return 500 <= code < 600
 
 
+class SendTiming(NamedTuple):
+    """One conversation's timings (bench/email_window.py reads them)."""
+
+    message_id: str
+    marking_at_ns: int  # time.time_ns() as the mark's UPDATE goes out: what a SIGKILL must come before
+    window_s: float  # the relay's 250 heard -> the mark committed
+    quit_s: float  # QUIT and the close, after the mark
+
+
 class MailLoop:
     """An event loop in a thread of its own, for SMTP conversations and their marks, nothing else.
 
@@ -132,8 +141,8 @@ class Mailer:
         self.pool = pool
         self.target = smtp_target(settings.smtp_url.get_secret_value())
         self.domain = mail_domain(settings.mail_from)
-        # (relay's 250 -> mark committed, QUIT) in seconds for the latest sends: bench/email_window.py reads it.
-        self.recent_windows: deque[tuple[float, float]] = deque(maxlen=4096)
+        # The latest sends' timings (appended on the mail loop's thread: a deque's append is thread-safe).
+        self.recent_timings: deque[SendTiming] = deque(maxlen=4096)
 
     def message_id(self, message: OutboundMessage) -> str:
         return message_id_for(message.key, self.domain)
@@ -256,6 +265,7 @@ class Mailer:
             errors, _ = await smtp.send_message(mime, sender=sender_parts(self.settings)[1],
                                                 recipients=recipients)
             relay_said_250 = time.perf_counter()
+            marking_at_ns = time.time_ns()
             if accepted is not None:
                 await accepted()
             marked = time.perf_counter()
@@ -281,5 +291,6 @@ class Mailer:
             log.debug("QUIT failed after the relay accepted the message", error=str(exc))
         finally:
             smtp.close()
-        self.recent_windows.append((marked - relay_said_250, time.perf_counter() - marked))
+        self.recent_timings.append(SendTiming(str(mime["Message-ID"]), marking_at_ns, marked - relay_said_250,
+                                              time.perf_counter() - marked))
         return {address: f"{r.code} {r.message}" for address, r in errors.items()}
