@@ -6,7 +6,8 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from adapters.email.send import Mailer, PermanentDeliveryError
+from adapters.email.send import Mailer
+from adapters.email.smtp import PermanentDeliveryError
 from schemas.events import MessageSent, NewEvent
 from schemas.messages import OutboundMessage, SendResult
 from schemas.telemetry import MESSAGES_SENT

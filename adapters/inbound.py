@@ -44,7 +44,8 @@ from temporalio.client import Client
 
 from adapters.answers import AnswerUnconfirmed, Applied, Refused, Submission, Submitted, Tell, submit_answer
 from adapters.email.headers import header_safe
-from adapters.email.send import Mailer, PermanentDeliveryError
+from adapters.email.send import Mailer
+from adapters.email.smtp import PermanentDeliveryError
 from adapters.engagement_client import Update, engagement_handle
 from adapters.ics import NotAnRsvp, Rsvp, ics_uid, mail_domain, read_rsvp
 from adapters.mail_auth import authentication_error

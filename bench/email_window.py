@@ -7,10 +7,10 @@ else it sends nothing twice. Embedded Postgres (durable, as the chaos run and `e
 sink in a process of its own, on loopback. N messages, C at a time, twice in the same run, on the same stack
 and under the same load:
 
-- `mail_loop`: `Mailer.send` as the worker sends, the conversation and its mark on the Mailer's own loop
-  (`MailLoop`, a thread);
-- `worker_loop`, the baseline: the conversation and the mark on the caller's loop, the worker's, as before
-  `MailLoop`, built from the same parts (`Mailer._deliver` with the mark as `accepted`).
+- `sender_process`: `Mailer.send` as the worker sends, the conversation and its mark in the mail sender
+  process (adapters/email/sender.py);
+- `in_process`, the baseline: the conversation and the mark on the caller's loop, in the worker's process, as
+  before the sender process, built from the same parts (`converse` with the mark as `accepted`).
 
 `--busy T` keeps T threads and the bench's own loop busy with pure-Python work in 2 ms slices, as a worker's
 workflow activations (threads, holding the interpreter lock) and its other activities (its loop) do; 0 is an
@@ -43,8 +43,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import asyncpg  # noqa: E402
 
+from adapters.email.headers import sender_parts  # noqa: E402
 from adapters.email.mime import build_email  # noqa: E402
 from adapters.email.send import Mailer  # noqa: E402
+from adapters.email.smtp import converse  # noqa: E402
 from bench import print_figures  # noqa: E402
 from bench.run import MailSinkProcess  # noqa: E402
 from devstack.postgres import EmbeddedPostgres  # noqa: E402
@@ -81,14 +83,17 @@ def spin(seconds: float) -> None:
         pass
 
 
-async def on_the_worker_loop(mailer: Mailer, pool: asyncpg.Pool, msg: OutboundMessage) -> None:
-    """The baseline: reserve, conversation and mark all on the caller's loop, as Mailer.send did before MailLoop."""
+async def in_the_callers_process(mailer: Mailer, pool: asyncpg.Pool, msg: OutboundMessage) -> None:
+    """The baseline: reserve, conversation and mark on the caller's loop, as Mailer.send did before the sender
+    process."""
     message_id = mailer.message_id(msg)
     mime = build_email(msg, mailer.settings, message_id)
     async with outbox.sending(pool, message_id) as conn:
         await outbox.reserve(conn, message_id=message_id, engagement_id=msg.engagement_id, key=msg.key,
                              kind=msg.kind.value, recipients=[msg.to.email], subject=str(mime["Subject"]))
-        await mailer._deliver(mime, [msg.to.email], accepted=lambda: outbox.mark_sent(conn, message_id))
+        _, timing = await converse(mailer.target, mime, sender_parts(mailer.settings)[1], [msg.to.email],
+                                   accepted=lambda: outbox.mark_sent(conn, message_id))
+        mailer.recent_timings.append(timing)
 
 
 def relay_answered_ns(folder: Path) -> dict[str, int]:
@@ -133,7 +138,8 @@ async def measure(way: str, send: Callable[[OutboundMessage], Awaitable[None]], 
             await loop_load
         for t in threads:
             t.join()
-    timings = [t for t in mailer.recent_timings if f"window-{run_id}" in t.message_id]
+    ours = {mailer.message_id(message(run_id, i)) for i in range(n)}
+    timings = [t for t in mailer.recent_timings if t.message_id in ours]
     answered = relay_answered_ns(sink_folder)
     exposures = [max(0, t.marking_at_ns - answered[t.message_id]) / 1e9 for t in timings]
     return {
@@ -164,25 +170,26 @@ async def run(n: int, concurrency: int, busy: int) -> dict[str, Any]:
             async def via_mailer(msg: OutboundMessage) -> None:
                 await mailer.send(msg)
 
-            async def via_worker_loop(msg: OutboundMessage) -> None:
-                await on_the_worker_loop(mailer, pool, msg)
+            async def via_callers_process(msg: OutboundMessage) -> None:
+                await in_the_callers_process(mailer, pool, msg)
 
-            results["worker_loop"] = await measure("worker_loop", via_worker_loop, mailer, n, concurrency, busy,
+            results["in_process"] = await measure("in_process", via_callers_process, mailer, n, concurrency, busy,
                                                    sink.folder)
-            results["mail_loop"] = await measure("mail_loop", via_mailer, mailer, n, concurrency, busy, sink.folder)
+            results["sender_process"] = await measure("sender_process", via_mailer, mailer, n, concurrency, busy,
+                                                      sink.folder)
         finally:
             await pool.close()
     finally:
         sink.stop()
         postgres.stop()
-    results["exposure_p50_vs_worker_loop"] = round(
-        results["mail_loop"]["exposure"]["p50_ms"] / max(results["worker_loop"]["exposure"]["p50_ms"], 1e-6), 3)
+    results["exposure_p50_vs_in_process"] = round(
+        results["sender_process"]["exposure"]["p50_ms"] / max(results["in_process"]["exposure"]["p50_ms"], 1e-6), 3)
     return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--messages", type=int, default=1000, help="per way (default 1,000)")
+    parser.add_argument("--messages", type=int, default=500, help="per way (default 500)")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--busy", type=int, default=1, help="busy threads beside the sends (default 1)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.events import MessageKind, NewEvent
 
@@ -151,3 +151,31 @@ class CalendarUpsert(BaseModel):
 class CalendarRemoval(BaseModel):
     engagement_id: str
     uid: str
+
+
+class Conversation(BaseModel):
+    """One SMTP conversation for the mail sender process (adapters/email/sender.py), one JSON line on its stdin:
+    the message as built, the relay, and the database its outbox mark goes to."""
+
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+
+    id: int
+    smtp_url: str
+    database_url: str
+    envelope_from: str
+    recipients: list[str]
+    message_id: str
+    mime: bytes = Field(description="The EmailMessage as built, pickled (the worker and its child are one program)")
+
+
+class ConversationOutcome(BaseModel):
+    """The sender process's answer, one JSON line on its stdout."""
+
+    id: int
+    outcome: Literal["accepted", "permanent", "insecure", "failed"]
+    error: str = Field(default="", description="What went wrong, for the activity's failure (no secret in it)")
+    refused: dict[str, str] = Field(default_factory=dict, description="Recipients refused while others were taken")
+    marked: bool = Field(default=False, description="The outbox row was marked sent at the relay's 250")
+    marking_at_ns: int = 0
+    window_s: float = 0.0
+    quit_s: float = 0.0

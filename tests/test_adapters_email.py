@@ -24,7 +24,8 @@ from pydantic import SecretStr
 from adapters.email.headers import message_id_for
 from adapters.email.mime import build_email
 from adapters.email.render import render
-from adapters.email.send import Mailer, PermanentDeliveryError, smtp_target
+from adapters.email.send import Mailer
+from adapters.email.smtp import PermanentDeliveryError, smtp_target
 from adapters.tokens import (
     InvalidReplyToken,
     answer_url,

@@ -31,6 +31,7 @@ from adapters.email import send as send_module
 from adapters.email.headers import message_id_for
 from adapters.email.mime import build_email
 from adapters.email.send import Mailer
+from adapters.email.smtp import converse
 from devstack.mailsink import EmlWriter, MailSink
 from devstack.postgres import EmbeddedPostgres
 from devstack.process import free_port
@@ -186,7 +187,7 @@ async def test_the_crash_window_sends_a_duplicate_with_the_same_message_id(
                                           kind=message.kind.value, recipients=[message.to.email],
                                           subject=str(mime["Subject"]))
             assert status == "pending"
-            await mailer._deliver(mime, [message.to.email])
+            await converse(mailer.target, mime, "engage@engage.localhost", [message.to.email])
             # -- the worker dies here: the relay has the message, the row still says pending --
         row = await outbox.status_of(pool, message_id)
         assert row is not None and row["status"] == "pending"

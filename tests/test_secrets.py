@@ -177,7 +177,7 @@ async def test_no_secret_reaches_the_logs_or_an_error_line(
 
     # SMTP: the same password, accepted by a relay that requires AUTH; and the plain sink of the test session.
     port, folder = auth_sink
-    # The Mailer's mark connections (adapters/email/send.py, MailLoop) open the settings' database: the pool's.
+    # The mail sender process marks messages in the settings' database (adapters/email/sender.py): the pool's.
     with_auth = configured.model_copy(update={"database_url": settings.database_url,
                                               "smtp_url": type(configured.smtp_url)(
                                                   f"smtp://user:{SMTP_PASSWORD}@127.0.0.1:{port}")})

@@ -25,7 +25,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
-from adapters.email.send import InsecureRelayError, Mailer
+from adapters.email.send import Mailer
+from adapters.email.smtp import InsecureRelayError
 from devstack.mailsink import EmlWriter
 from devstack.process import free_port
 from schemas.events import MessageKind
