@@ -7,7 +7,6 @@ signals from the parent (which validated them). Continue-as-new keeps each run's
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 from temporalio import workflow
@@ -60,7 +59,6 @@ class ActionFollowThroughWorkflow:
         self._stop_requested = False
         self._reached: datetime | None = None  # the deadline of the last timer that fired
         self._by_timers = False  # decided in the run's first task (`run`)
-        self._horizon_reached = False  # the horizon's own timer fired (`_watch_horizon`)
 
     # --- inputs from the parent -----------------------------------------------------------------------
 
@@ -90,8 +88,6 @@ class ActionFollowThroughWorkflow:
     async def run(self, inp: FollowThroughInput) -> ActionView:
         # Once, in the run's first task: a run begun before this change keeps the old path to its end.
         self._by_timers = workflow.patched(DEADLINES_BY_TIMERS)
-        if self._by_timers:
-            asyncio.get_running_loop().create_task(self._watch_horizon())
         if self._view.next_checkin_at is None and self._view.checkins_sent == 0:
             await self._schedule_first_checkin()
         sent_this_run = 0
@@ -159,18 +155,9 @@ class ActionFollowThroughWorkflow:
         agree on it. Runs begun before `DEADLINES_BY_TIMERS` keep the older rule, the later of `workflow.now()`
         and that deadline."""
         if self._by_timers:
-            reached = self._reached or NEVER
-            return max(reached, self._in.horizon_end) if self._horizon_reached else reached
+            return self._reached or NEVER
         now = workflow.now()
         return max(now, self._reached) if self._reached is not None else now
-
-    async def _watch_horizon(self) -> None:
-        """The horizon on a timer of its own, beside the deadline the run waits for: a follow-through that fell
-        behind (a worker dead for a while, an outage) goes through the deadlines it missed one by one, each on
-        its timer, and this one stops it at the horizon instead of after all of them."""
-        await asyncio.sleep(max((self._in.horizon_end - workflow.now()).total_seconds(),
-                                PAST_DEADLINE_WAIT.total_seconds()))
-        self._horizon_reached = True
 
     async def _wait_until(self, deadline: datetime) -> None:
         timeout = deadline - workflow.now()
@@ -181,8 +168,7 @@ class ActionFollowThroughWorkflow:
         what = "the horizon" if deadline == self._in.horizon_end else self._label(deadline)
         try:
             await workflow.wait_condition(
-                lambda: bool(self._values or self._snoozes or self._blocks or self._stop_requested
-                             or self._horizon_reached),
+                lambda: bool(self._values or self._snoozes or self._blocks or self._stop_requested),
                 timeout=timeout,
                 timeout_summary=f"Wait for a value of '{self._view.title}' until {what}",
             )
