@@ -6,8 +6,7 @@ be wrapped in `workflow.patched(...)`, or this test fails. Histories of older co
 old paths keep replaying: `v1_*` from before the `parent-reads-child-results` patch, `v2_*` from before
 `checkin-in-one-activity`, `v3_*` from before `answer-verdicts` (an answer waits for its own verdict), `v4_*`
 from before `calendars-stay-right` (issue 17: the consultant's copy, RSVP reminders, morning pre-read reminders,
-every calendar entry withdrawn on a cancel), `v5_*` from before `deadlines-by-timers` (a follow-through decides
-by the timers that fired, never by `workflow.now()`), (issue 18's `parent-hears-what-matters` was tried and switched
+every calendar entry withdrawn on a cancel), (issue 18's `parent-hears-what-matters` was tried and switched
 off: its recordings were removed with it). tests/test_takeover.py adds the histories of an engagement begun by a
 worker of the code before that patch and finished by the current one (`takeover_*`).
 """

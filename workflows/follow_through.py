@@ -7,7 +7,7 @@ signals from the parent (which validated them). Continue-as-new keeps each run's
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 
@@ -28,10 +28,6 @@ with workflow.unsafe.imports_passed_through():
 CHECKINS_PER_RUN = 26
 # workflow.patched ids: each guards a change of commands, so histories of older runs still replay.
 CHECKIN_IN_ONE_ACTIVITY = "checkin-in-one-activity"
-DEADLINES_BY_TIMERS = "deadlines-by-timers"
-# A deadline already past still waits on a timer this short: the fired timer is what decisions go by.
-PAST_DEADLINE_WAIT = timedelta(milliseconds=1)
-NEVER = datetime.min.replace(tzinfo=UTC)
 # The verdicts kept on the view: enough for every update waiting on one, small enough for every signal.
 ANSWERS_KEPT = 50
 
@@ -58,7 +54,6 @@ class ActionFollowThroughWorkflow:
         self._blocks: list[BlockAction] = []
         self._stop_requested = False
         self._reached: datetime | None = None  # the deadline of the last timer that fired
-        self._by_timers = False  # decided in the run's first task (`run`)
 
     # --- inputs from the parent -----------------------------------------------------------------------
 
@@ -86,8 +81,6 @@ class ActionFollowThroughWorkflow:
 
     @workflow.run
     async def run(self, inp: FollowThroughInput) -> ActionView:
-        # Once, in the run's first task: a run begun before this change keeps the old path to its end.
-        self._by_timers = workflow.patched(DEADLINES_BY_TIMERS)
         if self._view.next_checkin_at is None and self._view.checkins_sent == 0:
             await self._schedule_first_checkin()
         sent_this_run = 0
@@ -144,26 +137,20 @@ class ActionFollowThroughWorkflow:
         return min(deadlines)
 
     def _now(self) -> datetime:
-        """The time the run's decisions compare deadlines with: the deadline of the last timer that fired.
+        """`workflow.now()`, but never before the deadline of a timer that has fired.
 
-        `workflow.now()` cannot be trusted for a decision. On a fresh worker, in the first task after a full
-        replay, it was seen to return the time of the task before: after a timer (the live task planned the same
-        timer again while its replay sent the check-in, "Activity machine does not handle this event:
-        TimerStarted") and after an activity that took 30 s (the live task sent a check-in while its replay
-        closed the action at its horizon, "patch marker encountered ... but there is no corresponding change
-        command"; both in CI's chaos test). A fired timer is in the history, so the live task and every replay
-        agree on it. Runs begun before `DEADLINES_BY_TIMERS` keep the older rule, the later of `workflow.now()`
-        and that deadline."""
-        if self._by_timers:
-            return self._reached or NEVER
+        A fired timer proves its deadline has passed. `workflow.now()` does not always: on a fresh worker, in the
+        task that follows a sticky task's schedule-to-start timeout, it was seen to return the time of the task
+        before, so the live task planned the same timer again while its replay (with the right time) sent the
+        check-in: a nondeterminism error ("Activity machine does not handle this event: TimerStarted", CI's chaos
+        test). Deciding from the later of the two makes the live task and its replay agree; in a consistent
+        history the timer fires after its deadline and the task starts after that, so nothing changes there."""
         now = workflow.now()
         return max(now, self._reached) if self._reached is not None else now
 
     async def _wait_until(self, deadline: datetime) -> None:
         timeout = deadline - workflow.now()
-        if self._by_timers:
-            timeout = max(timeout, PAST_DEADLINE_WAIT)  # a timer even when late: one command, live and in replay
-        elif timeout <= timedelta(0):
+        if timeout <= timedelta(0):
             return
         what = "the horizon" if deadline == self._in.horizon_end else self._label(deadline)
         try:
@@ -173,7 +160,7 @@ class ActionFollowThroughWorkflow:
                 timeout_summary=f"Wait for a value of '{self._view.title}' until {what}",
             )
         except TimeoutError:
-            self._reached = deadline if self._reached is None else max(self._reached, deadline)
+            self._reached = deadline
 
     # --- inputs -----------------------------------------------------------------------------------------
 
@@ -298,8 +285,7 @@ class ActionFollowThroughWorkflow:
         view.checkins_sent = number
         view.next_checkin_at = upcoming
         self._pending, self._answered, self._reminded = number, False, False
-        self._reminder_at = (self._now() if self._by_timers else workflow.now()) + min(inp.cadence / 2,
-                                                                                        timedelta(days=3))
+        self._reminder_at = workflow.now() + min(inp.cadence / 2, timedelta(days=3))
         if not in_one:
             await record(inp.engagement_id, *items)
         await self._tell_parent()
