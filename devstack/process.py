@@ -30,10 +30,21 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+# Ports this process has handed out. The kernel may offer a port again as soon as its probe socket closes, so
+# two parts of one stack could be given the same one: a CI run's Radicale lost its port to the Temporal UI
+# and the benchmark waited on a CalDAV server that had never started.
+_ISSUED: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A port free on `host` now, and never one this process has handed out before."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port = int(sock.getsockname()[1])
+        if port not in _ISSUED:
+            _ISSUED.add(port)
+            return port
 
 
 def wait_for_port(port: int, timeout: float, host: str = "127.0.0.1", proc: subprocess.Popen | None = None,
