@@ -22,3 +22,9 @@ async def session_lock(pool: asyncpg.Pool, key: str, space: int) -> AsyncIterato
                     await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, $2))", key, space)
             except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
                 pass  # the connection died (Postgres went away) and the lock with it; the block's own error stands
+
+
+async def wait_for_lock(conn: asyncpg.Connection, key: str, space: int) -> None:
+    """Until no other connection holds the lock on `key`: taken and given back at once, on `conn`."""
+    await conn.execute("SELECT pg_advisory_lock(hashtextextended($1, $2))", key, space)
+    await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, $2))", key, space)

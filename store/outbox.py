@@ -10,7 +10,7 @@ from typing import Literal
 import asyncpg
 
 from store.ledger import Executor, Ledger
-from store.locks import session_lock
+from store.locks import session_lock, wait_for_lock
 
 OutboxStatus = Literal["pending", "sent"]
 
@@ -31,12 +31,27 @@ OUTBOX: Ledger[Literal["sent"]] = Ledger(
 )
 
 
+_SENDING, _CONVERSING = 43, 44  # lock spaces (store/locks.py)
+
+
 # Two attempts at the same message (a retry racing an attempt that timed out but is still talking to the
 # relay) take turns: the second waits, then finds the row sent.
 @asynccontextmanager
 async def sending(pool: asyncpg.Pool, message_id: str) -> AsyncIterator[asyncpg.Connection]:
-    """A connection holding this message's lock for the whole reserve, send, mark_sent sequence."""
-    async with session_lock(pool, message_id, 43) as conn:
+    """A connection holding this message's lock for the whole reserve, send, mark_sent sequence.
+
+    It also waits for a conversation about this message still going on in a mail sender process whose worker
+    died (`conversing`): that conversation ends with the row marked, and this attempt then finds it sent."""
+    async with session_lock(pool, message_id, _SENDING) as conn:
+        await wait_for_lock(conn, message_id, _CONVERSING)
+        yield conn
+
+
+@asynccontextmanager
+async def conversing(pool: asyncpg.Pool, message_id: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection holding this message's conversation lock, for the mail sender process: the SMTP
+    conversation and its mark happen inside it, and `sending` waits for it to end."""
+    async with session_lock(pool, message_id, _CONVERSING) as conn:
         yield conn
 
 

@@ -2,7 +2,8 @@
 
 (a) a failure before sending, (b) a failure after the outbox commit, (c) the one remaining window: the relay
 accepted the message but the row was never marked sent (a duplicate, with the same Message-ID), (d) SMTP down
-under a running workflow: retries with backoff, then one delivery.
+under a running workflow: retries with backoff, then one delivery, (e) the worker killed while the relay holds
+its 250: the mail sender process finishes, marks, and the retry sends nothing.
 """
 
 from __future__ import annotations
@@ -11,6 +12,11 @@ import asyncio
 import dataclasses
 import email
 import email.policy
+import os
+import signal
+import subprocess
+import sys
+import threading
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -322,3 +328,81 @@ async def test_postgres_away_at_the_250_the_heartbeat_keeps_the_retry_from_sendi
     finally:
         relay.stop()
         postgres.stop()
+
+
+class HoldsTheFirstAnswer(EmlWriter):
+    """A relay that stores the first message, then holds its 250 until the test says: the moment a SIGKILL of
+    the worker falls between the relay's acceptance and the outbox mark. Later messages are answered at once."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder)
+        self.arrived = threading.Event()
+        self.release = threading.Event()
+
+    async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
+        answer = await super().handle_DATA(server, session, envelope)
+        if not self.arrived.is_set():
+            self.arrived.set()
+            await asyncio.to_thread(self.release.wait, 60)
+        return answer
+
+
+# A worker in miniature: one Mailer.send, in a process the test can SIGKILL (as bench/chaos.py kills the worker).
+_ONE_SEND = """
+import asyncio, sys
+from adapters.email.send import Mailer
+from schemas.messages import OutboundMessage
+from schemas.settings import Settings
+from store.db import create_pool
+
+async def main() -> None:
+    settings = Settings(_env_file=None)
+    await Mailer(settings, await create_pool(settings)).send(OutboundMessage.model_validate_json(sys.argv[1]))
+
+asyncio.run(main())
+"""
+
+
+async def test_the_worker_killed_before_the_relays_250_the_sender_marks_and_the_retry_sends_nothing(
+    settings: Settings, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    """The worker dies between the relay's acceptance and the mark. Its mail sender process outlives it for the
+    conversation in hand: it hears the 250 and marks the row. The retry, started at once, waits for that
+    conversation (store/outbox.py `conversing`), finds the row sent and sends nothing (adapters/email/sender.py)."""
+    relay_handler = HoldsTheFirstAnswer(tmp_path / "mail")
+    relay = Controller(relay_handler, hostname="127.0.0.1", port=free_port(), ready_timeout=10)
+    relay.start()
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        own = smtp_on(settings, relay.port)
+        eid = unique_id("once-e")
+        await begin(pool, eid)
+        message = checkin(eid)
+        message_id = message_id_for(message.key, "engage.localhost")
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "ENGAGE_DEV_STACK": "1",
+               "ENGAGE_DATABASE_URL": own.database_dsn(), "ENGAGE_SMTP_URL": own.smtp_url.get_secret_value()}
+        with open(tmp_path / "worker.log", "wb") as log:
+            worker = subprocess.Popen([sys.executable, "-c", _ONE_SEND, message.model_dump_json()], env=env,
+                                      stdout=log, stderr=subprocess.STDOUT)
+        assert await asyncio.to_thread(relay_handler.arrived.wait, 60), (tmp_path / "worker.log").read_text()
+        worker.send_signal(signal.SIGKILL)
+        assert worker.wait(10) == -signal.SIGKILL
+        row = await outbox.status_of(pool, message_id)
+        assert row is not None and row["status"] == "pending", "killed before the relay's 250"
+
+        # Temporal's retry, at once (sooner than its 30 s would bring it): it waits for the conversation in hand.
+        retried = asyncio.create_task(Mailer(own, pool).send(message))
+        await asyncio.sleep(1.0)
+        assert not retried.done(), "the retry went ahead while the dead worker's conversation was still going on"
+        relay_handler.release.set()
+        result = await asyncio.wait_for(retried, 60)
+
+        assert (result.message_id, result.delivered_now) == (message_id, False), "the retry sent nothing"
+        assert len(list((tmp_path / "mail").glob("*.eml"))) == 1, "one copy at the relay"
+        row = await outbox.status_of(pool, message_id)
+        assert row is not None and (row["status"], row["attempts"]) == ("sent", 1), "marked by the sender process"
+    finally:
+        relay_handler.release.set()
+        if worker is not None and worker.poll() is None:
+            worker.kill()
+        relay.stop()

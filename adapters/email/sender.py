@@ -4,8 +4,13 @@ Why a process: between the relay's 250 and the `UPDATE` that marks the message s
 retry (docs/email.md, "The remaining window"). In the worker's process the coroutine that heard the 250 waits for
 the interpreter lock, held by workflow activations replaying after a restart, and for its turn on a busy loop:
 tens of milliseconds in the chaos run. Here nothing else runs, so the mark follows the 250 as soon as the
-kernel wakes the process. It dies with the worker (`PR_SET_PDEATHSIG`), so a crash of the worker is a crash of
-both, as before.
+kernel wakes the process.
+
+It outlives the worker for what it has in hand. A worker that dies (SIGKILL, the OOM killer, a crash) closes the
+child's stdin; the child finishes the conversations it had begun, marks them, and exits. Each conversation holds
+the message's conversation lock (store/outbox.py `conversing`), which the next attempt waits for, so the retry
+finds the row sent. Only a crash that takes both processes at once (the machine, the container) can still fall
+between the relay's 250 and the mark: the window of RFC 1047, milliseconds long (docs/email.md).
 
 - `SenderProcess` (in the worker): starts the child on first use, writes one `Conversation` line per message
   to its stdin and hands back the `ConversationOutcome` line it answers with; a child that died is started
@@ -17,8 +22,6 @@ both, as before.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ctypes
 import os
 import pickle
 import signal
@@ -42,8 +45,6 @@ from store import outbox
 log = structlog.get_logger(__name__)
 
 LINE_LIMIT = 64 * 1024 * 1024  # one message with its attachments, base64 in a JSON line
-_PR_SET_PDEATHSIG = 1
-_PARENT_ENV = "ENGAGE_MAIL_SENDER_PARENT"
 _ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -75,7 +76,7 @@ class SenderProcess:
         async with self._starting:
             if self._proc is None or self._proc.returncode is not None:
                 path = os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))
-                env = {**os.environ, "PYTHONPATH": path, _PARENT_ENV: str(os.getpid())}
+                env = {**os.environ, "PYTHONPATH": path}
                 # stderr is the worker's: the child's log lines land where the worker's do.
                 proc = await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "adapters.email.sender", stdin=asyncio.subprocess.PIPE,
@@ -143,13 +144,18 @@ class _Child:
 
     def answer(self, outcome: ConversationOutcome) -> None:
         # One small line, written whole: the pipe takes it at once while the worker reads.
-        os.write(self.replies, outcome.model_dump_json().encode() + b"\n")
+        try:
+            os.write(self.replies, outcome.model_dump_json().encode() + b"\n")
+        except BrokenPipeError:  # the worker died meanwhile; the row says what happened
+            log.info("the worker is gone; conversation finished without it", request=outcome.id,
+                     outcome=outcome.outcome, marked=outcome.marked)
 
     async def run(self, request: Conversation) -> None:
         marked = False
         try:
             pool = await self.pool_for(request.database_url)
-            async with pool.acquire() as mark_conn:  # taken before the conversation: the mark is one write away
+            # Taken before the conversation, so the mark is one write away; the lock tells a retry to wait.
+            async with outbox.conversing(pool, request.message_id) as mark_conn:
 
                 async def mark() -> None:
                     nonlocal marked
@@ -193,11 +199,9 @@ async def _serve() -> None:
 
 
 def main() -> None:
-    # Die with the worker: a SIGKILL of the worker ends its conversations too, as it did when they ran inside it.
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if str(os.getppid()) != os.environ.get(_PARENT_ENV):  # the worker died before the line above
-        return
+    # Ctrl-C in the worker's terminal reaches this process too: the worker's exit (our stdin's end) is what
+    # stops us, after the conversations in hand.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from adapters.logging import configure_logging
 
     configure_logging("json")
