@@ -1,10 +1,12 @@
 """Chaos: engagements run while the worker is killed, Temporal restarts, Postgres and SMTP go away.
 
-    python bench/chaos.py [--engagements N] [--outage-s S] [--json]
+    python bench/chaos.py [--engagements N] [--outage-s S] [--kill-group] [--json]
 
 On a file-backed dev server (as `engage dev` runs it), N engagements (3 actions x 3 check-ins, cadence of
 seconds; one owner of each answers every check-in through the same update the CLI sends) run while:
-- the worker process is SIGKILLed 5-10 s after it began to poll its task queue, and restarted, again and again;
+- the worker process is SIGKILLed 5-10 s after it began to poll its task queue, and restarted, again and again
+  (its mail sender process finishes the conversations it has in hand; with `--kill-group` the kill takes the
+  worker's whole process group at once, sender included, as a crash of its machine or container would);
 - the Temporal dev server is restarted once;
 - Postgres is stopped for S seconds (default 20);
 - the SMTP server is stopped for S seconds.
@@ -77,10 +79,11 @@ ANSWERING = "A1"  # this owner answers every check-in; the others stay silent (r
 
 
 class Chaos:
-    def __init__(self, folder: Path, outage_s: float) -> None:
+    def __init__(self, folder: Path, outage_s: float, kill_group: bool = False) -> None:
         self.stack = Stack(folder, persistent=True)
         self.folder = folder
         self.outage_s = outage_s
+        self.kill_group = kill_group
         self.worker: subprocess.Popen | None = None
         self.faults: Counter[str] = Counter()
         self.settings: Settings | None = None
@@ -126,7 +129,11 @@ class Chaos:
             if self.done.is_set():
                 return
             assert self.worker is not None
-            self.worker.send_signal(signal.SIGKILL)
+            if self.kill_group:  # the worker leads its own session (devstack.process.spawn): its group is its own
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.worker.pid, signal.SIGKILL)
+            else:
+                self.worker.send_signal(signal.SIGKILL)
             self.worker.wait()
             self.faults["worker_killed"] += 1
             self.start_worker()
@@ -314,9 +321,9 @@ async def check(pool: asyncpg.Pool, folder: Path, statuses: dict[str, Engagement
     }
 
 
-async def run(n: int, outage_s: float, kill_every: tuple[float, float]) -> dict[str, Any]:
+async def run(n: int, outage_s: float, kill_every: tuple[float, float], kill_group: bool = False) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="engage-chaos-"))
-    chaos = Chaos(folder, outage_s)
+    chaos = Chaos(folder, outage_s, kill_group)
     settings = chaos.stack.start()
     chaos.settings = settings
     pool = await create_pool(settings)
@@ -373,6 +380,7 @@ async def run(n: int, outage_s: float, kill_every: tuple[float, float]) -> dict[
         "answers_applied": sum(answers.values()),
         "wall_s": round(wall, 1),
         "outage_s": outage_s,
+        "kill": "process group" if kill_group else "worker process",
     }
 
 
@@ -382,12 +390,14 @@ def main() -> None:
     parser.add_argument("--outage-s", type=float, default=20, help="how long Postgres and SMTP stay down")
     parser.add_argument("--kill-every", type=float, nargs=2, default=(5, 10), metavar=("LOW", "HIGH"),
                         help="SIGKILL the worker LOW..HIGH seconds after it begins to poll, again and again")
+    parser.add_argument("--kill-group", action="store_true",
+                        help="kill the worker's whole process group (its mail sender too), as a machine crash would")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     from adapters.logging import configure_logging
 
     configure_logging("console", logging.WARNING)
-    results = asyncio.run(run(args.engagements, args.outage_s, tuple(args.kill_every)))
+    results = asyncio.run(run(args.engagements, args.outage_s, tuple(args.kill_every), args.kill_group))
     print_figures(results, args.json)
     # A duplicate inside the crash window (a SIGKILL between the relay's 250 and the outbox commit) is possible
     # but must stay under 1 per 1,000 messages; one outside it is a bug.

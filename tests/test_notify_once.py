@@ -406,3 +406,15 @@ async def test_the_worker_killed_before_the_relays_250_the_sender_marks_and_the_
         if worker is not None and worker.poll() is None:
             worker.kill()
         relay.stop()
+
+
+def test_a_request_cut_short_by_the_workers_death_is_dropped_and_the_sender_exits_cleanly() -> None:
+    """A worker killed in the middle of writing a request leaves half a line in the pipe (seen in a chaos run:
+    the sender died on it, and with it the conversations it had in hand). Half a request was never in hand:
+    the sender drops it and exits quietly."""
+    root = Path(__file__).resolve().parents[1]
+    half = b'{"id": 3, "smtp_url": "smtp://127.0.0.1:1", "database_url": "postgresql://x@127.0.0.1:1/x", "mime": "gASV'
+    done = subprocess.run([sys.executable, "-m", "adapters.email.sender"], input=half, capture_output=True,
+                          env={**os.environ, "PYTHONPATH": str(root)}, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    assert b"Traceback" not in done.stderr and b"mid-request" in done.stderr

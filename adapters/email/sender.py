@@ -190,11 +190,20 @@ async def _serve() -> None:
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     running: set[asyncio.Task[None]] = set()
     while line := await reader.readline():
-        task = loop.create_task(child.run(Conversation.model_validate_json(line)))
+        if not line.endswith(b"\n"):  # the worker died while writing it: that message was never in hand
+            log.info("the worker died mid-request; its activity will retry it", received_bytes=len(line))
+            break
+        try:
+            request = Conversation.model_validate_json(line)
+        except ValueError as exc:  # never ours to fail on: the worker hears nothing and its activity times out
+            log.error("unreadable request from the worker", error=str(exc)[:200])
+            continue
+        task = loop.create_task(child.run(request))
         running.add(task)
         task.add_done_callback(running.discard)
-    # The worker closed our stdin (it is stopping): finish what is in hand, then go.
+    # The worker closed our stdin (it stopped, or died): finish what is in hand, then go.
     if running:
+        log.info("the worker stopped or died; finishing the conversations in hand", conversations=len(running))
         await asyncio.wait(running, timeout=60)
 
 
