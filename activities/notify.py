@@ -6,6 +6,7 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.clock import finished_at
 from adapters.email.send import Mailer
 from adapters.email.smtp import PermanentDeliveryError
 from schemas.events import MessageSent, NewEvent
@@ -49,4 +50,4 @@ class NotifyActivities:
         # The one log line per message (the Mailer does not log its own success).
         bound.info("message sent" if result.delivered_now else "message already sent",
                    message_id=result.message_id, recipients=len(recipients))
-        return result
+        return result.model_copy(update={"at": finished_at()})

@@ -6,7 +6,8 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from schemas.events import AppendBatch
+from activities.clock import finished_at
+from schemas.events import AppendBatch, Appended
 from store.events import EngagementAlreadyStarted, EventWriter
 
 log = structlog.get_logger(__name__)
@@ -17,7 +18,7 @@ class StoreActivities:
         self.writer = writer
 
     @activity.defn(name="append_events")
-    async def append_events(self, batch: AppendBatch) -> list[int]:
+    async def append_events(self, batch: AppendBatch) -> Appended:
         try:
             seqs = await self.writer.append(batch.engagement_id, batch.events)
         except EngagementAlreadyStarted as exc:
@@ -25,4 +26,4 @@ class StoreActivities:
             raise ApplicationError(str(exc), type="EngagementAlreadyStarted", non_retryable=True) from exc
         log.debug("events appended", engagement_id=batch.engagement_id, count=len(seqs),
                   workflow_id=activity.info().workflow_id)
-        return seqs
+        return Appended(seqs=seqs, at=finished_at())

@@ -17,7 +17,7 @@ from temporalio.worker import Worker
 from adapters.email.render import render
 from adapters.engagement_client import SkippedClock, start_engagement_workflow, walk_to_follow_through
 from domain.schedule import local_label
-from schemas.events import AppendBatch
+from schemas.events import AppendBatch, Appended
 from schemas.messages import CalendarRemoval, CalendarUpsert, OutboundMessage, SendResult
 from schemas.outcomes import Outcomes
 from schemas.scoping import Scoping
@@ -38,8 +38,8 @@ class RecordingActivities:
         return activity.info().current_attempt_scheduled_time
 
     @activity.defn(name="append_events")
-    async def append_events(self, batch: AppendBatch) -> list[int]:
-        return list(range(1, len(batch.events) + 1))
+    async def append_events(self, batch: AppendBatch) -> Appended:
+        return Appended(seqs=list(range(1, len(batch.events) + 1)), at=self._now())
 
     @activity.defn(name="send_message")
     async def send_message(self, message: OutboundMessage) -> SendResult:
@@ -48,7 +48,7 @@ class RecordingActivities:
         self.items.append(PreviewItem(
             at=at, local_time=local_label(at, message.to.timezone or self.client_timezone), kind=message.kind.value,
             recipient=message.to.email, subject=subject, action_id=message.action_id))
-        return SendResult(message_id=message.key, delivered_now=True)
+        return SendResult(message_id=message.key, delivered_now=True, at=at)
 
     @activity.defn(name="upsert_calendar_entry")
     async def upsert_calendar_entry(self, request: CalendarUpsert) -> None:

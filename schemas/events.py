@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter, model_validator
 
 from schemas.names import Phase
 from schemas.outcomes import Metric, Outcomes, Owner
@@ -224,6 +224,20 @@ class NewEvent(BaseModel):
 class AppendBatch(BaseModel):
     engagement_id: str
     events: list[NewEvent]
+
+
+class Appended(BaseModel):
+    """What append_events answers: the log's sequence numbers, and when the activity finished (a time the
+    workflow can trust to have passed, since it is in the history: workflows/follow_through.py decides by it)."""
+
+    seqs: list[int]
+    at: datetime | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_list(cls, data: Any) -> Any:
+        # Histories recorded before this model carry a bare list of sequence numbers.
+        return {"seqs": data} if isinstance(data, list) else data
 
 
 class StoredEvent(BaseModel):

@@ -141,6 +141,7 @@ class SendResult(BaseModel):
     message_id: str
     delivered_now: bool = Field(description="False when an earlier attempt had already delivered it")
     subject: str = Field(default="", description="The rendered subject line, for the `message_sent` event")
+    at: datetime | None = Field(default=None, description="When the activity finished (activities/clock.py)")
 
 
 class CalendarUpsert(BaseModel):

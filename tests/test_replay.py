@@ -39,6 +39,7 @@ def test_histories_were_recorded() -> None:
     assert "v2_year_weekly.A1.run2.json" in names, "a run from before the checkin-in-one-activity patch"
     assert "v3_lifecycle_closed.json" in names, "a run from before the answer-verdicts patch"
     assert "v4_lifecycle_cancelled.json" in names, "a run from before the calendars-stay-right patch"
+    assert "v5_lifecycle_closed.A1.run1.json" in names, "a run from before the clock-from-history patch"
 
 
 @pytest.mark.parametrize("sandbox", [True, False], ids=["sandboxed", "unsandboxed"])

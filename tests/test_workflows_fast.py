@@ -24,7 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from cli.preview import RecordingActivities
-from schemas.events import AppendBatch, NewEvent, Phase
+from schemas.events import AppendBatch, Appended, NewEvent, Phase
 from schemas.messages import OutboundMessage, SendResult
 from schemas.updates import CancelEngagement, ChooseFormat, RecordOutcomes, ReportMetric, ScheduleSession
 from schemas.views import EngagementStatus
@@ -58,7 +58,7 @@ class Recorder(RecordingActivities):
         self.sent: list[Sent] = []
 
     @activity.defn(name="append_events")
-    async def append_events(self, batch: AppendBatch) -> list[int]:
+    async def append_events(self, batch: AppendBatch) -> Appended:
         self.events.extend(batch.events)
         return await super().append_events(batch)
 
@@ -241,3 +241,47 @@ async def test_a_rejected_update_never_reaches_history(run: Run) -> None:
     await reaches(handle, Phase.scheduling)
     await handle.execute_update(EW.cancel, CancelEngagement(reason="done"))
     assert (await handle.result()).phase is Phase.cancelled
+
+
+async def test_the_follow_through_decides_by_the_historys_time_not_the_sdks_clock(
+    time_skipping_env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`workflow.now()` was once seen stale on a fresh worker: the task after a long activity got the time of the
+    task before, the live task sent a check-in, and its replay (with the right time) closed the action at the
+    horizon instead: a nondeterminism error in CI's chaos run. Here every task of the follow-throughs gets a
+    clock two days behind the server's; their histories must then replay, with the right clock, to the same
+    decisions (workflows/follow_through.py `_now`)."""
+    from temporalio import workflow as wf
+    from temporalio.contrib.pydantic import pydantic_data_converter
+    from temporalio.worker import Replayer
+
+    from tests.lifecycle import child_histories
+
+    true_now = wf.now
+
+    def lagging_now() -> datetime:
+        lag = timedelta(days=2) if wf.info().workflow_type == "ActionFollowThroughWorkflow" else timedelta(0)
+        return true_now() - lag
+
+    recorder = Recorder()
+    task_queue = f"fast-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setattr(wf, "now", lagging_now)
+    async with Worker(time_skipping_env.client, task_queue=task_queue, workflows=[EW, ActionFollowThroughWorkflow],
+                      activities=[recorder.append_events, recorder.send_message,
+                                  recorder.upsert_calendar_entry, recorder.remove_calendar_entry]):
+        handle = await start(time_skipping_env.client, task_queue,
+                             scoping(unique_id("fast"), cadence="7d", horizon="30d", escalate_after_missed=2))
+        await into_follow_through(time_skipping_env, handle, SESSION_DAY, timedelta(hours=1),
+                                  action(*BEN, date(2027, 5, 31), 0, 10), action(*ANA, date(2027, 5, 31), 0, 5))
+        final: EngagementStatus = await handle.result()
+    monkeypatch.undo()
+    assert [a.closed_reason for a in final.actions] == ["horizon", "horizon"]
+    assert all(a.checkins_sent >= 3 for a in final.actions), [a.checkins_sent for a in final.actions]
+
+    replayer = Replayer(workflows=[EW, ActionFollowThroughWorkflow], data_converter=pydantic_data_converter)
+    children = await child_histories(time_skipping_env.client, await handle.fetch_history())
+    runs = [run for histories in children.values() for run in histories]
+    assert len(runs) == 2
+    for history in runs:
+        result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+        assert result.replay_failure is None, f"{history.workflow_id}: {result.replay_failure}"

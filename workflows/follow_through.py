@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
 CHECKINS_PER_RUN = 26
 # workflow.patched ids: each guards a change of commands, so histories of older runs still replay.
 CHECKIN_IN_ONE_ACTIVITY = "checkin-in-one-activity"
+CLOCK_FROM_HISTORY = "clock-from-history"
 # The verdicts kept on the view: enough for every update waiting on one, small enough for every signal.
 ANSWERS_KEPT = 50
 
@@ -54,6 +55,10 @@ class ActionFollowThroughWorkflow:
         self._blocks: list[BlockAction] = []
         self._stop_requested = False
         self._reached: datetime | None = None  # the deadline of the last timer that fired
+        # The latest time the history proves has passed (`_now`): the run's start (its first event's time), a
+        # fired timer's deadline, a finished activity's time.
+        self._known: datetime = workflow.info().workflow_start_time
+        self._by_history = False  # decisions by `_known` (CLOCK_FROM_HISTORY), decided once per run
 
     # --- inputs from the parent -----------------------------------------------------------------------
 
@@ -81,6 +86,8 @@ class ActionFollowThroughWorkflow:
 
     @workflow.run
     async def run(self, inp: FollowThroughInput) -> ActionView:
+        # Runs recorded before this patch keep deciding by workflow.now() (`_now`) until they continue as new.
+        self._by_history = workflow.patched(CLOCK_FROM_HISTORY)
         if self._view.next_checkin_at is None and self._view.checkins_sent == 0:
             await self._schedule_first_checkin()
         sent_this_run = 0
@@ -117,7 +124,7 @@ class ActionFollowThroughWorkflow:
     async def _schedule_first_checkin(self) -> None:
         first = self._next_checkin_after(self._view.assigned_at)
         self._view.next_checkin_at = first
-        await record(self._in.engagement_id,
+        await self._record(
                      (f"{self._view.action_id}/checkin/1/scheduled",
                       ev.CheckInScheduled(action_id=self._view.action_id, number=1, at=first)),
                      summary=f"Plan check-in 1 of '{self._view.title}' for {self._label(first)}")
@@ -137,20 +144,41 @@ class ActionFollowThroughWorkflow:
         return min(deadlines)
 
     def _now(self) -> datetime:
-        """`workflow.now()`, but never before the deadline of a timer that has fired.
+        """The time every decision of the run goes by.
 
-        A fired timer proves its deadline has passed. `workflow.now()` does not always: on a fresh worker, in the
-        task that follows a sticky task's schedule-to-start timeout, it was seen to return the time of the task
-        before, so the live task planned the same timer again while its replay (with the right time) sent the
-        check-in: a nondeterminism error ("Activity machine does not handle this event: TimerStarted", CI's chaos
-        test). Deciding from the later of the two makes the live task and its replay agree; in a consistent
-        history the timer fires after its deadline and the task starts after that, so nothing changes there."""
+        Since CLOCK_FROM_HISTORY: the latest time the history proves has passed, `_known` (the run's first task,
+        the deadline of a timer that fired, the time an activity finished), never `workflow.now()`. The SDK's
+        clock is not always the history's: on a fresh worker, the task that followed a 30 s activity got the time
+        of the task before; the live task sent a check-in that its replay, with the right time, closed at the
+        horizon instead (CI's chaos test: "Non-deprecated patch marker encountered"). What the history holds,
+        the live task and every replay read alike.
+
+        Before it: `workflow.now()`, but never before the deadline of a timer that has fired (a stale clock after
+        a sticky task's schedule-to-start timeout, "Activity machine does not handle this event: TimerStarted")."""
+        if self._by_history:
+            return self._known
         now = workflow.now()
         return max(now, self._reached) if self._reached is not None else now
 
+    def _saw(self, at: datetime | None) -> None:
+        """An activity finished at `at` (None in histories recorded before it said so)."""
+        if at is not None and at > self._known:
+            self._known = at
+
+    async def _record(self, *items: tuple[str, ev.Event], summary: str | None = None) -> None:
+        self._saw(await record(self._in.engagement_id, *items, summary=summary))
+
+    async def _send(self, message: OutboundMessage, *items: tuple[str, ev.Event]) -> None:
+        self._saw((await send(message, *items)).at)
+
     async def _wait_until(self, deadline: datetime) -> None:
         timeout = deadline - workflow.now()
-        if timeout <= timedelta(0):
+        if self._by_history:
+            # A deadline past by the SDK's clock but not by the history's still gets its timer, a short one: its
+            # firing is what proves the deadline passed. Only the timer's length comes from workflow.now(), and
+            # a replay does not compare lengths.
+            timeout = max(timeout, timedelta(milliseconds=1))
+        elif timeout <= timedelta(0):
             return
         what = "the horizon" if deadline == self._in.horizon_end else self._label(deadline)
         try:
@@ -161,6 +189,7 @@ class ActionFollowThroughWorkflow:
             )
         except TimeoutError:
             self._reached = deadline
+            self._saw(deadline)
 
     # --- inputs -----------------------------------------------------------------------------------------
 
@@ -207,7 +236,7 @@ class ActionFollowThroughWorkflow:
         view.missed_in_row = 0
         view.blocked_reason = None
         self._answered = True
-        await record(self._in.engagement_id,
+        await self._record(
                      (f"{view.action_id}/value/{view.values_received}",
                       ev.MetricReported(action_id=view.action_id, value=value.value, note=value.note,
                                         status=status, source=value.source, answer_id=value.answer_id)),
@@ -228,7 +257,7 @@ class ActionFollowThroughWorkflow:
         moved = snoozed(view.next_checkin_at, request.days, inp.local_time, view.owner.timezone, inp.whole_days)
         view.next_checkin_at = moved
         view.snoozes += 1
-        await record(inp.engagement_id,
+        await self._record(
                      (f"{view.action_id}/snooze/{view.snoozes}",
                       ev.ActionSnoozed(action_id=view.action_id, days=request.days, next_checkin_at=moved,
                                        answer_id=request.answer_id)),
@@ -243,12 +272,12 @@ class ActionFollowThroughWorkflow:
         inp = self._in
         view.blocked_reason = request.reason
         step = f"blocked/{request.answer_id or view.checkins_sent}"
-        await record(inp.engagement_id,
+        await self._record(
                      (f"{view.action_id}/{step}",
                       ev.ActionBlocked(action_id=view.action_id, reason=request.reason, answer_id=request.answer_id)),
                      summary=f"Record '{view.title}' blocked: {request.reason}")
         consultant = inp.consultant
-        await send(self._message(
+        await self._send(self._message(
             ev.MessageKind.action_blocked, step, view.checkins_sent,
             to=Recipient(name=consultant.name, email=consultant.email, timezone=consultant.timezone),
             reason=request.reason,
@@ -281,19 +310,20 @@ class ActionFollowThroughWorkflow:
         # Newer runs append the check-in's events in the activity that sends the request: one activity and one
         # workflow task fewer per check-in (a burst of check-ins is mostly workflow tasks).
         in_one = workflow.patched(CHECKIN_IN_ONE_ACTIVITY)
-        await send(request, *(items if in_one else ()))
+        await self._send(request, *(items if in_one else ()))
         view.checkins_sent = number
         view.next_checkin_at = upcoming
         self._pending, self._answered, self._reminded = number, False, False
-        self._reminder_at = workflow.now() + min(inp.cadence / 2, timedelta(days=3))
+        sent_at = self._known if self._by_history else workflow.now()  # after the send: its finishing time
+        self._reminder_at = sent_at + min(inp.cadence / 2, timedelta(days=3))
         if not in_one:
-            await record(inp.engagement_id, *items)
+            await self._record(*items)
         await self._tell_parent()
 
     async def _send_reminder(self) -> None:
         assert self._pending is not None
         self._reminded = True
-        await send(self._message(ev.MessageKind.checkin_reminder, f"checkin/{self._pending}/reminder",
+        await self._send(self._message(ev.MessageKind.checkin_reminder, f"checkin/{self._pending}/reminder",
                                  self._pending,
                                  summary=f"Remind {self._view.owner.email} of check-in {self._pending} "
                                          f"of '{self._view.title}'"))
@@ -312,10 +342,10 @@ class ActionFollowThroughWorkflow:
             _count(ESCALATIONS, "sponsor")
             items.append((f"{view.action_id}/escalation/{number}",
                           ev.ActionEscalated(action_id=view.action_id, missed_in_row=view.missed_in_row)))
-        await record(inp.engagement_id, *items)
+        await self._record(*items)
         if escalate:
             sponsor = inp.sponsor
-            await send(self._message(
+            await self._send(self._message(
                 ev.MessageKind.escalation, f"escalation/{number}", number,
                 to=Recipient(name=sponsor.name, email=sponsor.email, timezone=sponsor.timezone),
                 cc=[Recipient(name=inp.consultant.name, email=inp.consultant.email)],
@@ -361,7 +391,7 @@ class ActionFollowThroughWorkflow:
         view = self._view
         view.closed_reason = reason  # type: ignore[assignment]
         view.next_checkin_at = None
-        await record(self._in.engagement_id,
+        await self._record(
                      (f"{view.action_id}/closed",
                       ev.ActionClosed(action_id=view.action_id, status=view.status,
                                       reason=reason)),  # type: ignore[arg-type]

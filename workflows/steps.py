@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -27,13 +27,14 @@ def new_events(engagement_id: str, items: tuple[tuple[str, Event], ...]) -> list
     return [NewEvent(key=f"{engagement_id}/{key}", occurred_at=now, event=event) for key, event in items]
 
 
-async def record(engagement_id: str, *items: tuple[str, Event], summary: str | None = None) -> None:
-    """Append events to the engagement's log."""
+async def record(engagement_id: str, *items: tuple[str, Event], summary: str | None = None) -> datetime | None:
+    """Append events to the engagement's log; returns when the activity finished (None in older histories)."""
     batch = AppendBatch(engagement_id=engagement_id, events=new_events(engagement_id, items))
-    await workflow.execute_activity_method(
+    appended = await workflow.execute_activity_method(
         StoreActivities.append_events, batch, start_to_close_timeout=IO_TIMEOUT, retry_policy=IO_RETRY,
         summary=summary or "Record " + ", ".join(e.type.replace("_", " ") for _, e in items),
     )
+    return appended.at
 
 
 async def send(message: OutboundMessage, *items: tuple[str, Event]) -> SendResult:
