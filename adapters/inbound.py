@@ -61,6 +61,7 @@ from schemas.settings import Settings
 from schemas.updates import AcknowledgePreread, BlockAction, RecordRsvp, ReportMetric, SnoozeAction
 from schemas.views import ActionView, EngagementStatus
 from store import inbound, scopes
+from store.db import DATABASE_AWAY
 from store.inbound import Channel
 from workflows.engagement import EngagementWorkflow
 
@@ -370,7 +371,7 @@ async def apply_reply(
         return outcome("rejected", refused.reason, refused.detail)
     except ReplyDeferred as deferred:
         return outcome("deferred", deferred.reason, str(deferred))
-    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+    except DATABASE_AWAY as exc:
         return outcome("deferred", "database_unavailable", type(exc).__name__)
 
 

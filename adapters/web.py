@@ -65,6 +65,7 @@ from schemas.settings import Settings
 from schemas.updates import BlockAction, ReportMetric, SnoozeAction
 from schemas.views import ActionView, EngagementStatus
 from store import inbound, scopes
+from store.db import DATABASE_AWAY
 from store.events import read_log
 from workflows.engagement import EngagementWorkflow
 
@@ -88,8 +89,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 # Failed token checks allowed per client address and minute: a forger gets few guesses, an owner many links.
 BAD_TOKENS_PER_MINUTE = 30
 
-_DB_DOWN = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
-            TimeoutError)
+# The page also gives up on a pool that does not answer in time.
+_DB_DOWN: tuple[type[BaseException], ...] = (*DATABASE_AWAY, TimeoutError)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -19,6 +19,13 @@ class DatabaseUnavailable(RuntimeError):
         )
 
 
+# What Postgres being away looks like (a restart, a dropped connection, a refused connect), as against Postgres
+# refusing what was asked: the first is worth trying again, the second is not.
+DATABASE_AWAY: tuple[type[BaseException], ...] = (
+    OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
+    DatabaseUnavailable)
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     # JSON payloads travel as Python objects, not strings.
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")

@@ -7,6 +7,8 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
+from store.db import DATABASE_AWAY
+
 
 @asynccontextmanager
 async def session_lock(pool: asyncpg.Pool, key: str, space: int) -> AsyncIterator[asyncpg.Connection]:
@@ -20,7 +22,7 @@ async def session_lock(pool: asyncpg.Pool, key: str, space: int) -> AsyncIterato
             try:
                 if not conn.is_closed():
                     await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, $2))", key, space)
-            except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
+            except DATABASE_AWAY:
                 pass  # the connection died (Postgres went away) and the lock with it; the block's own error stands
 
 

@@ -23,13 +23,11 @@ from adapters.tokens import answer_scope, answer_url
 from schemas.messages import Conversation, OutboundMessage, SendResult
 from schemas.settings import Settings
 from store import outbox, scopes
-from store.db import DatabaseUnavailable
+from store.db import DATABASE_AWAY
 
 log = structlog.get_logger(__name__)
 
 MARK_PATIENCE_S = 25.0  # within send_message's 30 s (workflows/steps.py IO_TIMEOUT)
-_DB_DOWN = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
-            DatabaseUnavailable)
 
 
 class Mailer:
@@ -116,7 +114,7 @@ class Mailer:
             try:
                 await outbox.mark_sent(db, message_id)
                 return
-            except _DB_DOWN as exc:
+            except DATABASE_AWAY as exc:
                 if time.monotonic() + delay > deadline:
                     raise
                 log.warning("the relay accepted the message; Postgres is away, marking it sent again shortly",

@@ -41,6 +41,7 @@ from adapters.email.smtp import (
 )
 from schemas.messages import Conversation, ConversationOutcome
 from store import outbox
+from store.db import DATABASE_AWAY
 
 log = structlog.get_logger(__name__)
 
@@ -162,7 +163,7 @@ class _Child:
                     try:
                         await outbox.mark_sent(mark_conn, request.message_id)
                         marked = True
-                    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+                    except DATABASE_AWAY as exc:
                         log.warning("the relay accepted the message; Postgres is away, the worker marks it",
                                     message_id=request.message_id, error=type(exc).__name__)
 
