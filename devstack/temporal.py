@@ -22,6 +22,9 @@ def temporal_binary() -> str:
     return found
 
 
+# The cap on that back-off, for the dev server and docker-compose (deploy/temporal/dynamicconfig.yaml).
+WORKFLOW_TASK_RETRY_MAX = "1m"
+
 class TemporalDevServer:
     def __init__(self, data_dir: Path, port: int, ui_port: int, *, persistent: bool = True,
                  fast_sqlite: bool = True) -> None:
@@ -46,6 +49,11 @@ class TemporalDevServer:
             "--ip", "127.0.0.1", "--port", str(self.port),
             "--ui-ip", "127.0.0.1", "--ui-port", str(self.ui_port), "--ui-disable-news-fetch",
             "--log-level", "warn",
+            # A workflow task that failed or timed out a few times in a row gets a longer timeout on each
+            # attempt, up to 10 minutes by default: in a chaos run, where the worker died every few seconds, an
+            # engagement waited 5 minutes for a worker that had long come back (docs/RELIABILITY.md). A minute
+            # still spares the server a task that fails at once (a bug) on every attempt.
+            "--dynamic-config-value", f'history.workflowTaskRetryMaxInterval="{WORKFLOW_TASK_RETRY_MAX}"',
             *cli_flags(),
         ]
         if self.fast_sqlite:
