@@ -40,6 +40,7 @@ def test_histories_were_recorded() -> None:
     assert "v3_lifecycle_closed.json" in names, "a run from before the answer-verdicts patch"
     assert "v4_lifecycle_cancelled.json" in names, "a run from before the calendars-stay-right patch"
     assert "v5_lifecycle_closed.A1.run1.json" in names, "a run from before the clock-from-history patch"
+    assert "v6_lifecycle_closed.json" in names, "a run from before the session-recorded-first patch"
 
 
 @pytest.mark.parametrize("sandbox", [True, False], ids=["sandboxed", "unsandboxed"])

@@ -285,3 +285,40 @@ async def test_the_follow_through_decides_by_the_historys_time_not_the_sdks_cloc
     for history in runs:
         result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
         assert result.replay_failure is None, f"{history.workflow_id}: {result.replay_failure}"
+
+
+class SlowSessionRecord(Recorder):
+    """The recording activities, but the record of a scheduled session takes 4 s, as a retried activity did in
+    the chaos run."""
+
+    @activity.defn(name="append_events")
+    async def append_events(self, batch: AppendBatch) -> Appended:
+        if any("/schedule/" in e.key for e in batch.events):
+            await asyncio.sleep(4)
+        return await super().append_events(batch)
+
+
+async def test_the_invitations_go_out_when_the_session_is_recorded_after_it_began(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """A session scheduled 2 s before it starts, whose record takes 4 s: the lifecycle waits for the record before
+    it leaves the scheduling phase, so the invitations still go out (late), instead of passing the pre-reads
+    while the update was still recording, and inviting no one (workflows/engagement.py SESSION_RECORDED_FIRST)."""
+    recorder = SlowSessionRecord()
+    task_queue = f"fast-{uuid.uuid4().hex[:8]}"
+    env = time_skipping_env
+    async with Worker(env.client, task_queue=task_queue, workflows=[EW, ActionFollowThroughWorkflow],
+                      activities=[recorder.append_events, recorder.send_message,
+                                  recorder.upsert_calendar_entry, recorder.remove_calendar_entry]):
+        handle = await start(env.client, task_queue, scoping(unique_id("fast"), cadence="14d", horizon="20d"))
+        await reaches(handle, Phase.format_choice)
+        await handle.execute_update(EW.choose_format, ChooseFormat(format="combined"))
+        await reaches(handle, Phase.scheduling)
+        starts = local(SESSION_DAY, 9, "Europe/Berlin")
+        await env.sleep(until(await env.get_current_time(), starts - timedelta(seconds=2)))
+        plan = await handle.execute_update(EW.schedule_session, ScheduleSession(on=SESSION_DAY, at="09:00"))
+        assert plan.starts_at == starts
+        await reaches(handle, Phase.session)
+        invited = sorted(s.message.to.email for s in recorder.of("invitation"))
+        assert len(invited) == 4 and "dana@consultancy.example" in invited, invited  # 3 participants, the consultant
+        await handle.execute_update(EW.cancel, CancelEngagement(reason="test done"))

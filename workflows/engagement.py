@@ -82,6 +82,10 @@ ANSWER_VERDICTS = "answer-verdicts"
 # Issue 17: the consultant gets a copy of the invitation, RSVPs are read and reminded, pre-read reminders go at
 # each recipient's morning, and a cancel withdraws every calendar entry (session and due dates) by mail and CalDAV.
 CALENDARS_STAY_RIGHT = "calendars-stay-right"
+# The scheduling phase ends once the session is recorded, not as soon as the update has set it: the chaos run
+# caught an engagement whose session record (a retried activity) finished after the session had begun, by which
+# time the lifecycle had passed the pre-reads without inviting anyone.
+SESSION_RECORDED_FIRST = "session-recorded-first"
 
 
 def _parse(model: type[M], raw: Any) -> M:
@@ -109,6 +113,7 @@ class EngagementWorkflow:
         self._format: EngagementFormat | None = None
         self._session: SessionPlan | None = None
         self._session_changed = False
+        self._session_recording = 0  # schedule_session handlers still recording their session
         self._prereads: list[PrereadView] = []
         self._outcomes: RecordOutcomes | None = None
         self._outcomes_at: datetime | None = None
@@ -164,7 +169,9 @@ class EngagementWorkflow:
 
     async def _scheduling_phase(self) -> None:
         await self._enter(Phase.scheduling, "waiting for the session date (engage schedule)")
-        await self._wait(lambda: self._session is not None, "Wait for the session to be scheduled")
+        recorded_first = workflow.patched(SESSION_RECORDED_FIRST)
+        await self._wait(lambda: self._session is not None and (not recorded_first or self._session_recording == 0),
+                         "Wait for the session to be scheduled")
 
     async def _pre_reads_phase(self) -> None:
         """Until the session starts: invitations on every (re)schedule, pre-reads and their reminders."""
@@ -340,11 +347,15 @@ class EngagementWorkflow:
                              hours=self._scoping.constraints.day_hours)
         self._session = SessionPlan(starts_at=starts, ends_at=ends, days=days, timezone=self._scoping.timezone,
                                     sequence=sequence, agenda=agenda)
-        await record(self._id, (f"schedule/{sequence}", ev.SessionScheduled(
-            starts_at=starts, ends_at=ends, timezone=self._scoping.timezone, days=days, sequence=sequence,
-            agenda=agenda)),
-            summary=f"Record the session on {self._local(starts)}")
-        self._session_changed = True
+        self._session_recording += 1
+        try:
+            await record(self._id, (f"schedule/{sequence}", ev.SessionScheduled(
+                starts_at=starts, ends_at=ends, timezone=self._scoping.timezone, days=days, sequence=sequence,
+                agenda=agenda)),
+                summary=f"Record the session on {self._local(starts)}")
+            self._session_changed = True
+        finally:
+            self._session_recording -= 1
         return self._session
 
     @schedule_session.validator
