@@ -36,7 +36,7 @@ typecheck: $(STAMP)
 
 # The fast tier (tests/conftest.py marks it): pure tests and the workflows on the time-skipping server.
 pytest-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m fast -n 2 --dist worksteal
+	ENGAGE_TEST_TIER=fast $(BIN)/python -m pytest -q -m fast -n 2 --dist worksteal
 
 # Every test; the ones of one xdist group (tests/conftest.py) one after another on one worker.
 pytest: $(STAMP)

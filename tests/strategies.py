@@ -2,10 +2,14 @@
 
 `scopings()` builds valid `Scoping` instances; its keyword arguments narrow a part of the document (objective
 kinds, max_days, location, roles) so a property about one rule needs no `assume()` filtering.
+
+`examples(n)`: how many examples a property runs. All `n` in `make test`; a quarter in `make check`
+(`ENGAGE_TEST_TIER=fast`, set by the Makefile), which is for learning in seconds that a change is wrong.
 """
 
 from __future__ import annotations
 
+import os
 from datetime import date, timedelta
 
 from hypothesis import strategies as st
@@ -22,6 +26,11 @@ from schemas.scoping import (
     Scoping,
     Topic,
 )
+
+
+def examples(n: int) -> int:
+    return max(10, n // 4) if os.environ.get("ENGAGE_TEST_TIER") == "fast" else n
+
 
 # A few zones with daylight saving on both hemispheres, none, and a half-hour offset.
 TIMEZONES = (

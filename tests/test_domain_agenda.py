@@ -31,10 +31,10 @@ from domain.agenda import (
 )
 from schemas.recommendation import Agenda, BlockKind, EngagementFormat, Module, Technique
 from schemas.scoping import Objective, ObjectiveKind, Topic
-from tests.strategies import objectives
+from tests.strategies import examples, objectives
 
 GOLDEN = Path(__file__).parent / "golden" / "agenda"
-PROPERTY = settings(max_examples=150, deadline=None)
+PROPERTY = settings(max_examples=examples(150), deadline=None)
 
 formats = st.sampled_from(list(EngagementFormat))
 session_days = st.one_of(
@@ -122,7 +122,7 @@ def test_modules_run_in_order_and_action_planning_ends_the_session(
     assert all(i.optional for i in social)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.sampled_from(list(Technique)), st.integers(MIN_BLOCK, MAX_BLOCK), group_sizes)
 def test_technique_steps_sum_to_the_block(technique: Technique, minutes: int, group: int) -> None:
     steps, materials = technique_steps(technique, minutes, group, "the aim")

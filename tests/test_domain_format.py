@@ -22,12 +22,12 @@ from domain.format import (
 )
 from schemas.recommendation import Aspect, EngagementFormat, Recommendation, Venue
 from schemas.scoping import Constraints, Location, Objective, ObjectiveKind, Role, Scoping
-from tests.strategies import constraints, scopings
+from tests.strategies import constraints, examples, scopings
 
 EXAMPLE = Path("/work/shared/contract/scoping.example.yaml")
 # Generating a whole scoping costs hypothesis a few milliseconds: 100 examples per property keeps the file
 # within a few seconds while still hitting every rule's edges (the strategies favour them).
-PROPERTY = settings(max_examples=100, deadline=None)
+PROPERTY = settings(max_examples=examples(100), deadline=None)
 LEADERS = {Role.executive, Role.senior_leader}
 
 offsite_kinds = st.sampled_from(sorted(OFFSITE_KINDS))
@@ -321,7 +321,7 @@ def test_agenda_matches_the_recommended_days(scoping: Scoping) -> None:
     assert "action_planning" in [last.module, *last.also]
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(50), deadline=None)
 @given(scopings())
 def test_recommend_is_deterministic_and_survives_serialisation(scoping: Scoping) -> None:
     rec = recommend(scoping)

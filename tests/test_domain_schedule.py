@@ -17,7 +17,7 @@ from domain.schedule import (
     next_checkin,
     snoozed,
 )
-from tests.strategies import TIMEZONES
+from tests.strategies import TIMEZONES, examples
 
 NINE = time(9, 0)
 WEEK = timedelta(days=7)
@@ -170,7 +170,7 @@ whole_cadences = st.integers(1, 30).map(lambda d: timedelta(days=d))
 short_cadences = st.integers(1, 86399 * 3).map(lambda s: timedelta(seconds=s))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(instants, whole_cadences, safe_times, zones)
 def test_whole_day_checkins_land_on_the_local_time(
     after: datetime, cadence: timedelta, local_time: time, tz: str
@@ -185,7 +185,7 @@ def test_whole_day_checkins_land_on_the_local_time(
     assert steps in (cadence.days, 2 * cadence.days)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     instants,
     st.one_of(whole_cadences, short_cadences),
@@ -216,7 +216,7 @@ def test_plan_is_increasing_never_in_the_past_never_past_the_horizon(
         assert plan == [t for t in ticks if t >= now]
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(instants, short_cadences, st.integers(0, 50))
 def test_short_plan_matches_stepping_one_tick_at_a_time(start: datetime, cadence: timedelta, ticks: int) -> None:
     now = start + cadence * ticks + timedelta(seconds=ticks % 3)

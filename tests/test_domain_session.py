@@ -9,11 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.session import morning_reminder_at, rsvp_reminder_at
+from tests.strategies import examples
 
 ZONES = ["Europe/Berlin", "America/Sao_Paulo", "Asia/Tokyo", "Pacific/Chatham", "America/St_Johns", "UTC"]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(sent=st.datetimes(min_value=datetime(2027, 1, 1), max_value=datetime(2028, 12, 1), timezones=st.just(UTC)),
        lead=st.timedeltas(min_value=timedelta(hours=1), max_value=timedelta(days=30)), zone=st.sampled_from(ZONES))
 def test_a_preread_reminder_is_at_nine_local_between_the_preread_and_the_session(

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from domain.status import action_status, actual_progress, due_datetime, expected_progress
 from schemas.outcomes import Direction, Metric
 from schemas.status import ActionStatus
+from tests.strategies import examples
 
 ASSIGNED = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
 DUE = ASSIGNED + timedelta(days=100)
@@ -137,7 +138,7 @@ metrics = st.one_of(
 fractions = st.floats(-0.5, 1.5)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(metrics, fractions, fractions, st.floats(0, 1.2))
 def test_more_progress_is_never_a_worse_status(metric: Metric, p1: float, p2: float, time_fraction: float) -> None:
     # p1/p2 are progress fractions; the value moves towards the target in either direction.
@@ -149,7 +150,7 @@ def test_more_progress_is_never_a_worse_status(metric: Metric, p1: float, p2: fl
     assert RANK.index(worse) <= RANK.index(better)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(metrics, fractions, st.floats(0, 1.2), st.floats(0, 1.2))
 def test_time_passing_never_improves_a_status(metric: Metric, progress: float, t1: float, t2: float) -> None:
     early, late = sorted((t1, t2))
@@ -159,7 +160,7 @@ def test_time_passing_never_improves_a_status(metric: Metric, progress: float, t
     assert RANK.index(after) <= RANK.index(before)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(metrics, st.floats(-1.5, 2.5), st.floats(0.01, 1.2))
 def test_status_is_the_band_of_the_ratio(metric: Metric, progress: float, time_fraction: float) -> None:
     at = ASSIGNED + (DUE - ASSIGNED) * time_fraction

@@ -47,6 +47,7 @@ from schemas.scoping import Consultant, Person, Scoping
 from schemas.status import ActionStatus
 from schemas.updates import AddPreread, ReportMetric
 from schemas.views import ActionView, EngagementStatus
+from tests.strategies import examples
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 NOW = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)
@@ -281,7 +282,7 @@ MARKUPISH = st.lists(st.sampled_from(["<", ">", "</", "/>", "&", "&amp;", "&lt;"
 RANDOM_TEXT = st.one_of(MARKUPISH, ANY_TEXT)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(kind=st.sampled_from(list(MessageKind)), texts=st.lists(RANDOM_TEXT, min_size=len(FIELD_NAMES),
                                                                  max_size=len(FIELD_NAMES)),
        url=st.one_of(RANDOM_TEXT, st.just("https://docs.example/memo")), recorded=st.booleans())
