@@ -146,8 +146,8 @@ class ActionFollowThroughWorkflow:
     def _now(self) -> datetime:
         """The time every decision of the run goes by.
 
-        Since CLOCK_FROM_HISTORY: the latest time the history proves has passed, `_known` (the run's first task,
-        the deadline of a timer that fired, the time an activity finished), never `workflow.now()`. The SDK's
+        Since CLOCK_FROM_HISTORY: the latest time the history proves has passed, `_known` (the run's start, the
+        deadline of a timer that fired, the time an activity finished), never `workflow.now()`. The SDK's
         clock is not always the history's: on a fresh worker, the task that followed a 30 s activity got the time
         of the task before; the live task sent a check-in that its replay, with the right time, closed at the
         horizon instead (CI's chaos test: "Non-deprecated patch marker encountered"). What the history holds,
@@ -161,7 +161,8 @@ class ActionFollowThroughWorkflow:
         return max(now, self._reached) if self._reached is not None else now
 
     def _saw(self, at: datetime | None) -> None:
-        """An activity finished at `at` (None in histories recorded before it said so)."""
+        """`at` has passed: an activity finished then (None in histories recorded before activities said so), or
+        a timer with that deadline fired."""
         if at is not None and at > self._known:
             self._known = at
 
