@@ -16,18 +16,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeAlias, TypeVar
 
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.service import RPCStatusCode
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
-from adapters.temporal import engagement_workflow_id
+from adapters.temporal import engagement_workflow_id, follow_through_workflow_id
 from schemas.events import Phase
 from schemas.inputs import EngagementInput
 from schemas.outcomes import Outcomes
 from schemas.recommendation import EngagementFormat, Recommendation
 from schemas.scoping import Scoping
 from schemas.updates import ChooseFormat, RecordOutcomes, ScheduleSession
-from schemas.views import EngagementStatus, SessionPlan
+from schemas.views import ActionView, EngagementStatus, SessionPlan
 from workflows.engagement import EngagementWorkflow
+from workflows.follow_through import ActionFollowThroughWorkflow
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -59,10 +60,29 @@ async def start_engagement_workflow(client: Client, scoping: Scoping, *, task_qu
 
 
 async def engagement_status(client: Client, engagement_id: str) -> EngagementStatus:
-    """An engagement's status, each action's view included: its follow-through tells it of every change, check-ins
-    included (issue 18's quieter parent, which made this read each open action from its own workflow, is not on
-    `main`: docs/BENCHMARKS.md)."""
-    return await engagement_handle(client, engagement_id).query(EngagementWorkflow.status)
+    """An engagement's status with each open action's view from its own follow-through workflow.
+
+    The engagement hears only what matters from its actions (values, snoozes, blocks, status changes, the
+    close); the routine count of check-ins, reminders, misses and the next check-in live in each action's own
+    workflow, queried here for every action still open."""
+    status = await engagement_handle(client, engagement_id).query(EngagementWorkflow.status)
+    if status.phase is not Phase.follow_through:
+        return status
+
+    async def current(view: ActionView) -> ActionView:
+        if view.closed_reason is not None:
+            return view
+        handle = client.get_workflow_handle_for(ActionFollowThroughWorkflow.run,
+                                                follow_through_workflow_id(engagement_id, view.action_id))
+        try:
+            return await handle.query(ActionFollowThroughWorkflow.view)
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.NOT_FOUND:
+                return view  # its follow-through is about to start: the engagement's plan is all there is
+            raise
+
+    actions = await asyncio.gather(*(current(v) for v in status.actions))
+    return status.model_copy(update={"actions": list(actions)})
 
 
 # ---------------------------------------------------------------------------------------------------------

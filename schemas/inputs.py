@@ -43,3 +43,7 @@ class FollowThroughInput(BaseModel):
     # Set by parents that plan the first check-in themselves and take the closed view from the child's result:
     # the child then sends neither of those two signals. Absent (False) from the inputs older parents sent.
     parent_reads_result: bool = False
+    # Set by parents that hear only what matters (issue 18: a value, a snooze, a block, a status change, the
+    # close): a routine check-in, reminder or escalation wakes only the action's own workflow, which shows its
+    # next check-in and status in its own search attributes. Absent (False) from the inputs older parents sent.
+    parent_hears_what_matters: bool = False

@@ -361,7 +361,9 @@ async def test_a_checkin_is_one_activity_that_sends_and_records_it(
     time_skipping_env: WorkflowEnvironment, settings: Settings, pool: asyncpg.Pool
 ) -> None:
     """A check-in costs its follow-through one activity: the request goes out and its events (requested, the
-    next one scheduled) are appended with its `message_sent`, in one transaction; then the engagement is told."""
+    next one scheduled) are appended with its `message_sent`, in one transaction. The engagement is not woken
+    for it (issue 18, PARENT_HEARS_WHAT_MATTERS): each action shows its next check-in in its own workflow (search
+    attributes and details), and `engagement_status` reads it from there."""
     env = time_skipping_env
     eid = unique_id("one")
     async with started(env.client, settings, pool, scoping(eid, cadence="7d", horizon="30d")) as handle:
@@ -375,11 +377,15 @@ async def test_a_checkin_is_one_activity_that_sends_and_records_it(
         status = await engagement_status(env.client, eid)
         assert {a.action_id: (a.checkins_sent, a.next_checkin_at) for a in status.actions} == {
             "A1": (1, second["A1"]), "A2": (1, second["A2"])}
-        # The follow-throughs still tell the engagement of every check-in (issue 18's quieter parent is off).
+        # The engagement's own view still holds the plan it started with: it was not told of the check-ins, and
+        # no signal woke it for them.
         told = await handle.query(EW.status)
-        assert {a.action_id: a.checkins_sent for a in told.actions} == {"A1": 1, "A2": 1}
-        assert await next_checkin_attribute(env, handle.id) == min(second.values())
+        assert {a.action_id: a.checkins_sent for a in told.actions} == {"A1": 0, "A2": 0}
+        parent_events = (await handle.fetch_history()).events
+        assert not [e for e in parent_events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED]
+        assert await next_checkin_attribute(env, handle.id) is None, "each action carries its own"
         for action_id in second:
+            assert await next_checkin_attribute(env, f"{handle.id}/{action_id}") == second[action_id]
             events = (await env.client.get_workflow_handle(f"{handle.id}/{action_id}").fetch_history()).events
             scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name for e in events
                          if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]

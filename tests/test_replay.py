@@ -6,10 +6,10 @@ be wrapped in `workflow.patched(...)`, or this test fails. Histories of older co
 old paths keep replaying: `v1_*` from before the `parent-reads-child-results` patch, `v2_*` from before
 `checkin-in-one-activity`, `v3_*` from before `answer-verdicts` (an answer waits for its own verdict), `v4_*`
 from before `calendars-stay-right` (issue 17: the consultant's copy, RSVP reminders, morning pre-read reminders,
-every calendar entry withdrawn on a cancel), (issue 18's `parent-hears-what-matters` was tried and switched
-off: its recordings were removed with it). tests/test_takeover.py adds the histories of an engagement begun by a
-worker of the code before that patch and finished by the current one (`takeover_*`).
-"""
+every calendar entry withdrawn on a cancel), `v5_*` from before `clock-from-history`, `v6_*` from before
+`session-recorded-first`, `v7_*` from before `parent-hears-what-matters` (issue 18: a routine check-in no longer
+wakes the engagement). tests/test_takeover.py adds the histories of an engagement begun by a worker of older
+code and finished by the current one (`takeover_*`)."""
 
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ def test_histories_were_recorded() -> None:
     assert "v4_lifecycle_cancelled.json" in names, "a run from before the calendars-stay-right patch"
     assert "v5_lifecycle_closed.A1.run1.json" in names, "a run from before the clock-from-history patch"
     assert "v6_lifecycle_closed.json" in names, "a run from before the session-recorded-first patch"
+    assert "v7_lifecycle_closed.A1.run1.json" in names, "a run from before the parent-hears-what-matters patch"
 
 
 @pytest.mark.parametrize("sandbox", [True, False], ids=["sandboxed", "unsandboxed"])

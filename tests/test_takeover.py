@@ -1,12 +1,12 @@
 """A worker of the new code takes over engagements begun by a worker of the code before a change.
 
-Written for issue 18's change of what a follow-through tells its engagement (`parent-hears-what-matters`, since
-switched off: docs/BENCHMARKS.md), and kept for every deploy: an engagement already in follow-through when a new
-worker takes over must finish its check-ins as it began them, nothing lost, nothing sent twice. The test runs
-the real worker of an earlier commit (`git archive`, as a subprocess, as a deployment would), stops it the way a
-deploy does (SIGTERM) while check-ins are going out, and lets the current code finish the engagement. Its
-histories are kept as `takeover_*` in tests/histories/ (ENGAGE_RECORD_HISTORIES=1), which tests/test_replay.py
-replays with the rest.
+Written for issue 18's change of what a follow-through tells its engagement (`parent-hears-what-matters`), and kept
+for every deploy: an engagement already in follow-through when a new worker takes over must finish its check-ins
+as it began them, nothing lost, nothing sent twice. The test runs the real worker of an earlier commit (`git
+archive`, as a subprocess, as a deployment would), stops it the way a deploy does (SIGTERM) while check-ins are
+going out, and lets the current code finish the engagement. Two earlier commits: the last before issue 18's work,
+and the last before the quieter parent came back. Their histories are kept as `takeover_*` in tests/histories/
+(ENGAGE_RECORD_HISTORIES=1), which tests/test_replay.py replays with the rest.
 """
 
 from __future__ import annotations
@@ -40,18 +40,23 @@ from workflows.engagement import EngagementWorkflow as EW
 from workflows.follow_through import ActionFollowThroughWorkflow
 
 ROOT = Path(__file__).resolve().parent.parent
-# The last commit of session 5, before issue 18's work (its follow-throughs tell the engagement of every
-# check-in; so do the current ones). CI runs in a full clone of main, where it is always there.
-BEFORE = "31de0cb"
+# Earlier commits whose workers begin the engagement, each with the name its history is kept under. Their
+# follow-throughs tell the engagement of every check-in; the current ones tell it only what matters
+# (PARENT_HEARS_WHAT_MATTERS). CI runs in a full clone of main, where they are always there.
+BEFORE = {
+    "31de0cb": "takeover_closed",  # the last commit of session 5, before issue 18's work
+    "07eabac": "takeover_v7_closed",  # the last before parent-hears-what-matters came back (clock-from-history on)
+}
 
 
-@pytest.fixture(scope="module")
-def code_before(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    dest = tmp_path_factory.mktemp("before-issue-18")
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", BEFORE], capture_output=True, check=False)
-    assert archive.returncode == 0, f"git archive {BEFORE}: {archive.stderr.decode()} (a full clone is needed)"
+@pytest.fixture(params=sorted(BEFORE), ids=lambda commit: f"from-{commit}")
+def code_before(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    commit: str = request.param
+    dest = tmp_path_factory.mktemp(f"before-{commit}")
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit], capture_output=True, check=False)
+    assert archive.returncode == 0, f"git archive {commit}: {archive.stderr.decode()} (a full clone is needed)"
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
-    return dest
+    return commit, dest
 
 
 def old_worker(code: Path, settings: Settings, dev_env: WorkflowEnvironment, task_queue: str,
@@ -83,13 +88,14 @@ async def wait_for(what: str, check: object, timeout: float = 60) -> None:
 
 async def test_an_engagement_begun_before_the_change_finishes_on_the_new_worker(
     dev_env: WorkflowEnvironment, settings: Settings, pool: asyncpg.Pool, mail_sink: MailSink,
-    code_before: Path, tmp_path: Path,
+    code_before: tuple[str, Path], tmp_path: Path,
 ) -> None:
+    commit, code = code_before
     client = dev_env.client
     eid = unique_id("takeover")
     task_queue = f"tq-{uuid.uuid4().hex[:8]}"
     ready = tmp_path / "ready"
-    proc = old_worker(code_before, settings, dev_env, task_queue, ready, tmp_path / "old-worker.log")
+    proc = old_worker(code, settings, dev_env, task_queue, ready, tmp_path / "old-worker.log")
     try:
         async def polling() -> bool:
             return ready.exists()
@@ -130,7 +136,7 @@ async def test_an_engagement_begun_before_the_change_finishes_on_the_new_worker(
                                                id=f"{eid}-answer")
         assert answered.values_received == 1
         final = await asyncio.wait_for(handle.result(), timeout=120)
-        await save_history(handle, "takeover_closed")
+        await save_history(handle, BEFORE[commit])
 
     assert final.phase is Phase.closed
     log = await read_log(pool, eid)

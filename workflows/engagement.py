@@ -86,6 +86,10 @@ CALENDARS_STAY_RIGHT = "calendars-stay-right"
 # caught an engagement whose session record (a retried activity) finished after the session had begun, by which
 # time the lifecycle had passed the pre-reads without inviting anyone.
 SESSION_RECORDED_FIRST = "session-recorded-first"
+# Issue 18: the follow-throughs tell the engagement only what matters (a value, a snooze, a block, the close), not
+# every routine check-in: the engagement's cold replay per check-in was the largest cost of a burst
+# (docs/BENCHMARKS.md). Each action shows its own next check-in and risk, in its own workflow.
+PARENT_HEARS_WHAT_MATTERS = "parent-hears-what-matters"
 
 
 def _parse(model: type[M], raw: Any) -> M:
@@ -128,6 +132,7 @@ class EngagementWorkflow:
         self._rsvps: dict[str, AttendanceView] = {}  # the latest answer of each participant
         self._invited_at: datetime | None = None
         self._rsvp_reminded: set[str] = set()  # "sequence/email"
+        self._hears_what_matters = False  # PARENT_HEARS_WHAT_MATTERS, asked when the follow-through begins
 
     # === the lifecycle ======================================================================================
 
@@ -232,13 +237,14 @@ class EngagementWorkflow:
         # Newer runs plan each first check-in here (the rule the child applies too) and take each closed view
         # from the child's result: two signals and two workflow tasks fewer per action.
         reads_results = workflow.patched(PARENT_READS_CHILD_RESULTS)
+        self._hears_what_matters = reads_results and workflow.patched(PARENT_HEARS_WHAT_MATTERS)
         planned = dict(self._actions)
         if reads_results:
             for view in planned.values():
                 first = next_checkin(view.assigned_at, ft.cadence, ft.local_time, view.owner.timezone,
                                      ft.whole_days)
                 self._actions[view.action_id] = view.model_copy(update={"next_checkin_at": first})
-        await self._enter(Phase.follow_through, self._next_checkin_line())
+        await self._enter(Phase.follow_through, self._follow_through_line())
         for view in planned.values():
             self._children[view.action_id] = await workflow.start_child_workflow(
                 ActionFollowThroughWorkflow.run,
@@ -248,6 +254,7 @@ class EngagementWorkflow:
                     sponsor=self._scoping.sponsor, action=view, cadence=ft.cadence, local_time=ft.local_time,
                     whole_days=ft.whole_days, horizon_end=self._horizon_end,
                     escalate_after_missed=ft.escalate_after_missed, parent_reads_result=reads_results,
+                    parent_hears_what_matters=self._hears_what_matters,
                 ),
                 id=f"{workflow.info().workflow_id}/{view.action_id}",
                 static_summary=f"{view.action_id} '{view.title}' ({view.owner.name})",
@@ -601,7 +608,7 @@ class EngagementWorkflow:
         self._actions[view.action_id] = view
         if self._phase is Phase.follow_through:
             self._upsert_search_attributes()
-            workflow.set_current_details(self._details(self._next_checkin_line()))
+            workflow.set_current_details(self._details(self._follow_through_line()))
 
     @workflow.query
     def status(self) -> EngagementStatus:
@@ -647,8 +654,11 @@ class EngagementWorkflow:
         return f"**Phase:** {self._phase.value}\n\n**Next:** {next_step}"
 
     def _upsert_search_attributes(self) -> None:
+        # Once the follow-throughs tell only what matters, the next check-in is each action's own attribute:
+        # the engagement's copy would go stale after the first routine check-in.
         open_times = [v.next_checkin_at for v in self._actions.values()
-                      if v.next_checkin_at is not None and v.closed_reason is None]
+                      if v.next_checkin_at is not None and v.closed_reason is None
+                      and not self._hears_what_matters]
         wanted: dict[str, object] = {
             sa.ENGAGEMENT_PHASE.name: self._phase.value,
             sa.ENGAGEMENT_FORMAT.name: (self._format or self._recommendation.format).value,
@@ -693,6 +703,16 @@ class EngagementWorkflow:
 
     def _session_line(self) -> str:
         return f"session on {self._local(self._session.starts_at)}" if self._session else "no session yet"
+
+    def _follow_through_line(self) -> str:
+        return self._open_actions_line() if self._hears_what_matters else self._next_checkin_line()
+
+    def _open_actions_line(self) -> str:
+        views = self._actions.values()
+        open_ = sum(v.closed_reason is None for v in views)
+        at_risk = sum(v.status is ActionStatus.at_risk and v.closed_reason is None for v in views)
+        return (f"{open_} of {len(views)} actions open, {at_risk} at risk; each action's workflow shows its "
+                "next check-in")
 
     def _next_checkin_line(self) -> str:
         upcoming = [v for v in self._actions.values() if v.next_checkin_at is not None and v.closed_reason is None]

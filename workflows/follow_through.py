@@ -3,6 +3,11 @@
 Check-in requests go out at the cadence, at the owner's local time; one reminder when a request goes
 unanswered; after `escalate_after_missed` misses in a row the sponsor is told. Values and snoozes arrive as
 signals from the parent (which validated them). Continue-as-new keeps each run's history short.
+
+The parent hears only what matters (`FollowThroughInput.parent_hears_what_matters`, set by newer parents): a
+value, a snooze, a block (each with its verdict), and the close. A routine check-in, reminder or escalation
+wakes this workflow alone, which shows its status and next check-in in its own details and search attributes
+(docs/BENCHMARKS.md: the parent's cold replay per check-in was the largest cost of a burst).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.telemetry import CHECKINS_RECEIVED, ESCALATIONS
     from schemas.updates import BlockAction, ReportMetric, SnoozeAction
     from schemas.views import ActionView
+    from workflows import search_attributes as sa
     from workflows.steps import record, send
 
 # A run hands over to a fresh one after this many check-ins (a 52-week weekly action: about every 6 months).
@@ -59,6 +65,7 @@ class ActionFollowThroughWorkflow:
         # fired timer's deadline, a finished activity's time.
         self._known: datetime = workflow.info().workflow_start_time
         self._by_history = False  # decisions by `_known` (CLOCK_FROM_HISTORY), decided once per run
+        self._attributes: dict[str, object] = {}  # the search attributes this run has set (`_publish`)
 
     # --- inputs from the parent -----------------------------------------------------------------------
 
@@ -90,6 +97,7 @@ class ActionFollowThroughWorkflow:
         self._by_history = workflow.patched(CLOCK_FROM_HISTORY)
         if self._view.next_checkin_at is None and self._view.checkins_sent == 0:
             await self._schedule_first_checkin()
+        self._publish()
         sent_this_run = 0
         while self._view.closed_reason is None:
             await self._apply_inputs()
@@ -110,6 +118,7 @@ class ActionFollowThroughWorkflow:
             else:
                 await self._wait_until(self._next_deadline())
         self._reject_pending()
+        self._publish()
         if not self._in.parent_reads_result:
             await self._tell_parent()
         return self._view
@@ -319,7 +328,10 @@ class ActionFollowThroughWorkflow:
         self._reminder_at = sent_at + min(inp.cadence / 2, timedelta(days=3))
         if not in_one:
             await self._record(*items)
-        await self._tell_parent()
+        if inp.parent_hears_what_matters:
+            self._publish()  # a routine check-in: the parent is not woken for it
+        else:
+            await self._tell_parent()
 
     async def _send_reminder(self) -> None:
         assert self._pending is not None
@@ -399,9 +411,34 @@ class ActionFollowThroughWorkflow:
                      summary=f"Close '{view.title}': {reason}, {view.status.value}")
 
     async def _tell_parent(self) -> None:
+        self._publish()
         parent_workflow = engagement.EngagementWorkflow
         parent = workflow.get_external_workflow_handle_for(parent_workflow.run, self._in.parent_workflow_id)
         await parent.signal(parent_workflow.action_changed, self._view)
+
+    def _publish(self) -> None:
+        """The action's own status and next check-in, for parents that hear only what matters (older runs never
+        set them, and their histories stay as recorded): in its details in the UI (not a command), and in its own
+        search attributes, so that `NextCheckInAt < "..."` finds the actions due and `ActionsAtRisk` the ones at
+        risk. An unchanged attribute is not upserted again.
+
+        A follow-through that upserted these beside its timer was once blamed for a replay failure under SIGKILL
+        storms; the failure was a stale `workflow.now()`, and deciding by the history's time (CLOCK_FROM_HISTORY)
+        closed it (docs/BENCHMARKS.md, "Tried and dropped")."""
+        if not self._in.parent_hears_what_matters:
+            return
+        view = self._view
+        open_ = view.closed_reason is None
+        sa.upsert_changed(self._attributes, {
+            sa.CLIENT_NAME.name: self._in.client,
+            sa.NEXT_CHECKIN_AT.name: view.next_checkin_at if open_ else None,
+            sa.ACTIONS_AT_RISK.name: int(view.status is ActionStatus.at_risk and open_),
+        })
+        next_line = self._label(view.next_checkin_at) if view.next_checkin_at else "none"
+        state = f"closed ({view.closed_reason})" if view.closed_reason else view.status.value.replace("_", " ")
+        workflow.set_current_details(
+            f"**Status:** {state}\n\n**Check-ins sent:** {view.checkins_sent}, missed in a row "
+            f"{view.missed_in_row}, escalations {view.escalations}\n\n**Next check-in:** {next_line}")
 
     async def _continue_as_new(self) -> None:
         # Values and snoozes that arrived during this run are applied here, not lost with it.
