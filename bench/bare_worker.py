@@ -18,7 +18,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from adapters.temporal import connect  # noqa: E402
-from bench.bare import BareFollowThrough, BareScaleEngagement, bare_checkin, note_checkins_with  # noqa: E402
+from bench.bare import (  # noqa: E402
+    BareBatchedEngagement,
+    BareFollowThrough,
+    BareScaleEngagement,
+    bare_checkin,
+    bare_checkins,
+    note_checkins_with,
+)
 from schemas.settings import get_settings  # noqa: E402
 from worker import cache_bytecode, worker_options  # noqa: E402
 
@@ -35,8 +42,9 @@ async def run(ready_file: Path, log_path: Path) -> None:
         loop.add_signal_handler(sig, stop.set)
     with log_path.open("a", buffering=1) as log:
         note_checkins_with(lambda key: log.write(f"{key} {time.time()}\n"))
-        async with Worker(client, task_queue=settings.task_queue, workflows=[BareScaleEngagement, BareFollowThrough],
-                          activities=[bare_checkin], **worker_options(settings)):
+        async with Worker(client, task_queue=settings.task_queue,
+                          workflows=[BareScaleEngagement, BareFollowThrough, BareBatchedEngagement],
+                          activities=[bare_checkin, bare_checkins], **worker_options(settings)):
             ready_file.write_text("ready\n")
             await stop.wait()
 

@@ -48,7 +48,7 @@ from temporalio.client import Client  # noqa: E402
 from adapters.engagement_client import walk_to_follow_through  # noqa: E402
 from adapters.temporal import connect  # noqa: E402
 from bench import print_figures  # noqa: E402
-from bench.bare import BareScaleEngagement, BareScaleInput  # noqa: E402
+from bench.bare import BareBatchedEngagement, BareScaleEngagement, BareScaleInput  # noqa: E402
 from bench.run import ROOT, Stack, bench_scoping  # noqa: E402
 from cli.starting import start_engagement  # noqa: E402
 from devstack.process import free_port, spawn  # noqa: E402
@@ -213,55 +213,62 @@ async def sent_times(pool: asyncpg.Pool, prefix: str) -> dict[tuple[str, str], d
 
 
 async def bare_burst(client: Client, settings: Settings, folder: Path, n: int, quick: bool,
-                     timeout: float, server_pid: int) -> dict[str, Any]:
+                     timeout: float, server_pid: int, *, batched: bool = False) -> dict[str, Any]:
     """The same burst on bare Temporal, on the same server after ours, with its own worker process tuned as
     ours: n parents of 5 follow-throughs whose timers all fire at one instant, each then running one no-op
-    activity and signalling its parent (bench/bare.py). What the machine can do at best for that burst."""
-    bare = settings.model_copy(update={"task_queue": f"{settings.task_queue}-bare"})
-    log = folder / "bare-checkins.log"
+    activity and signalling its parent (bench/bare.py). What the machine can do at best for that burst.
+
+    `batched`: one bare workflow per engagement instead, one timer and one activity for its 5 check-ins
+    (`BareBatchedEngagement`); its figures are prefixed `batched_`."""
+    name = "batched" if batched else "bare"
+    bare = settings.model_copy(update={"task_queue": f"{settings.task_queue}-{name}"})
+    log = folder / f"{name}-checkins.log"
     worker = start_worker(bare, folder, "bare-worker", ROOT / "bench" / "bare_worker.py", "--log", str(log))
     try:
         began = datetime.now(UTC)
         # Long enough for every follow-through to start its timer first: 150 workflows/s here when the server
         # is new, under 70/s with 12,000 of ours open. `bare_ready_before_due` says whether it was.
         due_at = (began + timedelta(seconds=10 if quick else 30 + n * ACTIONS * 0.03)).replace(microsecond=0)
-        prefix = f"bare-{uuid.uuid4().hex[:6]}-"
+        prefix = f"{name}-{uuid.uuid4().hex[:6]}-"
         limit = asyncio.Semaphore(100)
+        run = BareBatchedEngagement.run if batched else BareScaleEngagement.run
+        waiting = n if batched else n * ACTIONS  # the workflows whose timers must be started before the instant
 
         async def start(i: int) -> None:
             async with limit:
-                await client.start_workflow(BareScaleEngagement.run, BareScaleInput(children=ACTIONS, due_at=due_at),
+                await client.start_workflow(run, BareScaleInput(children=ACTIONS, due_at=due_at),
                                             id=f"{prefix}{i}", task_queue=bare.task_queue)
 
-        with console.status("scale: setting up the bare baseline..."):
+        with console.status(f"scale: setting up the {name} baseline..."):
             await asyncio.gather(*(start(i) for i in range(n)))
-            query = f'WorkflowType="BareFollowThrough" AND WorkflowId STARTS_WITH "{prefix}"'
-            while (await client.count_workflows(query)).count < n * ACTIONS and datetime.now(UTC) < due_at:
+            kind = "BareBatchedEngagement" if batched else "BareFollowThrough"
+            query = f'WorkflowType="{kind}" AND WorkflowId STARTS_WITH "{prefix}"'
+            while (await client.count_workflows(query)).count < waiting and datetime.now(UTC) < due_at:
                 await asyncio.sleep(1)
         ready_s = (datetime.now(UTC) - began).total_seconds()
-        ready = (await client.count_workflows(query)).count == n * ACTIONS and datetime.now(UTC) < due_at
+        ready = (await client.count_workflows(query)).count == waiting and datetime.now(UTC) < due_at
         deadline = time.monotonic() + timeout + max(0.0, (due_at - datetime.now(UTC)).total_seconds())
         await asyncio.sleep(max(0.0, (due_at - datetime.now(UTC)).total_seconds()))
         cpu_before = cpu_s([worker.pid]), cpu_s([server_pid])
         sent: dict[str, float] = {}
-        with console.status("scale: bare check-ins going out...") as status:
+        with console.status(f"scale: {name} check-ins going out...") as status:
             while len(sent) < n * ACTIONS and time.monotonic() < deadline:
                 await asyncio.sleep(2)
                 if log.exists():
                     sent = {key: float(at) for key, at in (line.split() for line in log.read_text().splitlines())}
-                status.update(f"scale: {len(sent)}/{n * ACTIONS} bare check-ins sent")
+                status.update(f"scale: {len(sent)}/{n * ACTIONS} {name} check-ins sent")
         cpu = cpu_s([worker.pid]) - cpu_before[0], cpu_s([server_pid]) - cpu_before[1]
     finally:
         stop_process(worker)
     lags = sorted(at - due_at.timestamp() for at in sent.values())
     last = f"the last {lags[-1]:.1f} s late" if lags else "none of them"
-    console.print(f"[green]✓[/] {len(sent)} bare check-ins sent, {last}")
+    console.print(f"[green]✓[/] {len(sent)} {name} check-ins sent, {last}")
     return {
-        "bare_ready_s": round(ready_s, 1), "bare_ready_before_due": ready, "bare_checkins_sent": len(sent),
-        "bare_checkins_per_s": round(len(sent) / max(0.001, lags[-1]), 1) if lags else None,
-        "bare_max_checkin_lag_s": round(lags[-1], 1) if lags else None,
-        "bare_median_checkin_lag_s": round(lags[len(lags) // 2], 1) if lags else None,
-        **cpu_figures("bare_", cpu[0], cpu[1], len(sent)),
+        f"{name}_ready_s": round(ready_s, 1), f"{name}_ready_before_due": ready, f"{name}_checkins_sent": len(sent),
+        f"{name}_checkins_per_s": round(len(sent) / max(0.001, lags[-1]), 1) if lags else None,
+        f"{name}_max_checkin_lag_s": round(lags[-1], 1) if lags else None,
+        f"{name}_median_checkin_lag_s": round(lags[len(lags) // 2], 1) if lags else None,
+        **cpu_figures(f"{name}_", cpu[0], cpu[1], len(sent)),
     }
 
 
@@ -368,6 +375,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             results.update(await bare_burst(client, settings, folder, n, args.quick, args.timeout, server_pid))
             if results["bare_max_checkin_lag_s"] and results["max_checkin_lag_s"] is not None:
                 results["lag_vs_bare"] = round(results["max_checkin_lag_s"] / results["bare_max_checkin_lag_s"], 2)
+        if args.batched_baseline:
+            results.update(await bare_burst(client, settings, folder, n, args.quick, args.timeout, server_pid,
+                                            batched=True))
+            if results.get("bare_max_checkin_lag_s") and results["batched_max_checkin_lag_s"]:
+                results["batched_vs_bare"] = round(
+                    results["batched_max_checkin_lag_s"] / results["bare_max_checkin_lag_s"], 2)
         return results
     finally:
         for worker in workers:
@@ -393,6 +406,9 @@ def main() -> None:
                         help="skip the bare-Temporal burst that follows ours (bench/bare.py)")
     parser.add_argument("--baseline-only", action="store_true",
                         help="only the bare-Temporal burst: what this machine does at best, in minutes")
+    parser.add_argument("--batched-baseline", action="store_true",
+                        help="after the bare burst, the same burst with one bare workflow per engagement (one timer "
+                             "and one activity for its 5 check-ins): what that design could gain at best")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     from adapters.logging import configure_logging
