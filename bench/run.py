@@ -217,17 +217,30 @@ def count(history: WorkflowHistory, field: str) -> int:
     return sum(1 for e in history.events if e.WhichOneof("attributes") == field)
 
 
-async def measure_shape(client: Client, engagement_ids: list[str], session_delay_s: float) -> Shape:
+def checkin_requests(history: WorkflowHistory) -> int:
+    """The check-in requests a follow-through's history sent: its `send_message` activities whose message is a
+    check-in request (not a reminder or an escalation)."""
+    kind = f'"kind":"{ev.MessageKind.checkin_request.value}"'.encode()
+    scheduled = [e.activity_task_scheduled_event_attributes for e in history.events
+                 if e.WhichOneof("attributes") == "activity_task_scheduled_event_attributes"]
+    return sum(1 for a in scheduled if a.activity_type.name == "send_message"
+               and any(kind in p.data for p in a.input.payloads))
+
+
+async def measure_shape(client: Client, engagement_ids: list[str],
+                        session_delay_s: float) -> tuple[Shape, Counter[int]]:
     """The average engagement of the run, counted from every history: the baseline must do what ours really did,
-    no more and no less."""
+    no more and no less. With it, how many follow-throughs sent how many check-in requests, from their
+    histories."""
     limit = asyncio.Semaphore(16)
 
-    async def counts(workflow_id: str) -> tuple[int, int, int]:
+    async def counts(workflow_id: str) -> tuple[int, int, int, int]:
         async with limit:
             history = await client.get_workflow_handle(workflow_id).fetch_history()
         return (count(history, "activity_task_scheduled_event_attributes"),
                 count(history, "timer_started_event_attributes"),
-                count(history, "start_child_workflow_execution_initiated_event_attributes"))
+                count(history, "start_child_workflow_execution_initiated_event_attributes"),
+                checkin_requests(history))
 
     parents = await asyncio.gather(*(counts(engagement_workflow_id(e)) for e in engagement_ids))
     children = await asyncio.gather(*(counts(follow_through_workflow_id(e, f"A{i}"))
@@ -241,7 +254,7 @@ async def measure_shape(client: Client, engagement_ids: list[str], session_delay
         child_activities=round(sum(ch[0] for ch in children) / c),
         child_timers=round(sum(ch[1] for ch in children) / c),
         child_duration_s=HORIZON_S,
-    )
+    ), Counter(ch[3] for ch in children)
 
 
 async def checkins_sent(pool: asyncpg.Pool, engagement_ids: list[str]) -> list[tuple[str, datetime]]:
@@ -310,7 +323,9 @@ async def throughput(n: int, settings: Settings, pool: asyncpg.Pool) -> dict[str
         await asyncio.gather(*tasks)
         ours_s = time.monotonic() - began
         gap = offsets[-1] / max(1, n - 1)
-    shape = await measure_shape(client, ids, SESSION_LEAD_S)
+    shape, in_histories = await measure_shape(client, ids, SESSION_LEAD_S)
+    assert sum(in_histories.values()) == 3 * n and min(in_histories) >= CHECKINS, \
+        f"every follow-through's history sends {CHECKINS} check-ins; follow-throughs by check-ins: {in_histories}"
     sent = await checkins_sent(pool, ids)
     actions = Counter(action for action, _ in sent)
     assert len(actions) == 3 * n and min(actions.values()) >= CHECKINS, \
@@ -330,6 +345,7 @@ async def throughput(n: int, settings: Settings, pool: asyncpg.Pool) -> dict[str
             "overhead_ratio": round(ours / bare, 3), "engagement_wall_s": round(ours_s, 2),
             "baseline_wall_s": round(bare_s, 2), "setup_s": round(setup_s, 2), "arrival_gap_s": round(gap, 3),
             "checkins": len(sent), "min_checkins_per_action": min(actions.values()),
+            "min_checkins_in_a_history": min(in_histories),
             "checkins_per_s": round(ours_rate, 2), "bare_checkins_per_s": round(bare_rate, 2),
             "checkins_vs_bare": round(ours_rate / bare_rate, 3) if bare_rate else None,
             "shape": shape.model_dump(), "first_engagement": ids[0]}
