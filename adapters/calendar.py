@@ -11,6 +11,7 @@ import hashlib
 import inspect
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Coroutine
 from typing import Any, TypeVar, cast
 from urllib.parse import quote
@@ -19,6 +20,7 @@ import structlog
 from caldav.calendarobjectresource import Event
 from caldav.collection import Calendar, Principal
 from caldav.davclient import DAVClient
+from caldav.elements import dav
 from caldav.lib import error
 
 from adapters.ics import build_ics, mail_domain, sender_address
@@ -29,6 +31,9 @@ log = structlog.get_logger(__name__)
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 T = TypeVar("T")
+# Calendars kept found, the most recently used: an engagement's calendar work comes in short runs (invitations,
+# due dates, a cancel), and a worker that kept every calendar it had found grew by the engagement, for good.
+CALENDARS_KEPT = 128
 
 
 def _sync(value: T | Coroutine[Any, Any, T]) -> T:
@@ -55,7 +60,7 @@ class CalendarStore:
         self.timeout = timeout
         self._client: DAVClient | None = None
         self._principal: Principal | None = None
-        self._calendars: dict[str, Calendar] = {}
+        self._calendars: OrderedDict[str, Calendar] = OrderedDict()  # at most CALENDARS_KEPT, least recent first
         # The HTTP session underneath is not meant for concurrent use from several threads.
         self._lock = threading.Lock()
 
@@ -106,14 +111,24 @@ class CalendarStore:
         return self._principal
 
     def _find_calendar(self, engagement_id: str) -> Calendar | None:
+        """The engagement's calendar, or None when the server has none. Asked by its own URL (one PROPFIND of
+        that collection alone), not by listing every calendar: the list grows with the engagements."""
         if engagement_id in self._calendars:
+            self._calendars.move_to_end(engagement_id)
             return self._calendars[engagement_id]
-        wanted = calendar_id(engagement_id)
-        for cal in _sync(self._principal_of().calendars()):
-            if str(cal.url).rstrip("/").rsplit("/", 1)[-1] == wanted:
-                self._calendars[engagement_id] = cal
-                return cal
-        return None
+        cal = _sync(self._principal_of().calendar(cal_id=calendar_id(engagement_id)))
+        try:
+            cal.get_properties([dav.ResourceType()])
+        except error.NotFoundError:
+            return None
+        self._keep(engagement_id, cal)
+        return cal
+
+    def _keep(self, engagement_id: str, cal: Calendar) -> None:
+        self._calendars[engagement_id] = cal
+        self._calendars.move_to_end(engagement_id)
+        while len(self._calendars) > CALENDARS_KEPT:
+            self._calendars.popitem(last=False)
 
     def _calendar(self, engagement_id: str) -> Calendar:
         found = self._find_calendar(engagement_id)
@@ -128,7 +143,7 @@ class CalendarStore:
                 raise
             return found
         log.info("calendar created", engagement_id=engagement_id, url=str(cal.url))
-        self._calendars[engagement_id] = cal
+        self._keep(engagement_id, cal)
         return cal
 
     def _event(self, cal: Calendar, uid: str) -> Event:

@@ -10,6 +10,7 @@ import icalendar
 import pytest
 from pydantic import SecretStr
 
+import adapters.calendar
 from adapters.calendar import CalendarStore, resource_name
 from adapters.ics import build_ics
 from schemas.messages import CalendarEntry, Recipient
@@ -119,6 +120,26 @@ async def test_one_calendar_per_engagement(store_ad: CalendarStore) -> None:
     await store_ad.upsert(second, session(f"{second}/A1/due"))
     assert await store_ad.list_uids(first) == [f"{first}/session"]
     assert await store_ad.list_uids(second) == sorted([f"{second}/session", f"{second}/A1/due"])
+
+
+async def test_a_worker_keeps_only_the_recent_calendars_and_finds_the_others_by_their_url(
+    store_ad: CalendarStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store kept every calendar it had found, for good: at 2,000 engagements the worker grew past its memory
+    target (docs/BENCHMARKS.md), and each new engagement listed every calendar on the server to find its own. It
+    keeps the most recent ones now and asks for any other by its URL."""
+    monkeypatch.setattr(adapters.calendar, "CALENDARS_KEPT", 3)
+    eids = [engagement() for _ in range(5)]
+    for eid in eids:
+        await store_ad.upsert(eid, session(f"{eid}/session"))
+    assert list(store_ad._calendars) == eids[2:], "the three most recent, least recent first"
+    # The first one, no longer kept, is found again by its own URL; the list of calendars is never read.
+    monkeypatch.setattr(type(store_ad._principal_of()), "calendars",
+                        lambda self: pytest.fail("listed every calendar to find one"))
+    assert await store_ad.list_uids(eids[0]) == [f"{eids[0]}/session"]
+    assert list(store_ad._calendars) == [*eids[3:], eids[0]]
+    assert await store_ad.list_uids(engagement()) == [], "an engagement with no calendar: none, and no error"
+    assert await store_ad.get(engagement(), "x/session") is None
 
 
 async def test_all_day_due_date(store_ad: CalendarStore) -> None:
