@@ -59,18 +59,20 @@ async def start_engagement_workflow(client: Client, scoping: Scoping, *, task_qu
         id=workflow_id or engagement_workflow_id(engagement_id), task_queue=task_queue, **options)
 
 
-async def engagement_status(client: Client, engagement_id: str) -> EngagementStatus:
+async def engagement_status(client: Client, engagement_id: str, *,
+                            only: str | None = None) -> EngagementStatus:
     """An engagement's status with each open action's view from its own follow-through workflow.
 
     The engagement hears only what matters from its actions (values, snoozes, blocks, status changes, the
     close); the routine count of check-ins, reminders, misses and the next check-in live in each action's own
-    workflow, queried here for every action still open."""
+    workflow, queried here for every action still open, or for the action `only` alone (the others keep the
+    engagement's view): a query of a workflow out of the worker's cache replays its history."""
     status = await engagement_handle(client, engagement_id).query(EngagementWorkflow.status)
     if status.phase is not Phase.follow_through:
         return status
 
     async def current(view: ActionView) -> ActionView:
-        if view.closed_reason is not None:
+        if view.closed_reason is not None or only not in (None, view.action_id):
             return view
         handle = client.get_workflow_handle_for(ActionFollowThroughWorkflow.run,
                                                 follow_through_workflow_id(engagement_id, view.action_id))

@@ -402,7 +402,7 @@ class CheckInPage:
         running = described.workflow_execution_info.status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
         status: EngagementStatus | None = None
         try:
-            status = await engagement_status(self.client, scope.engagement_id)
+            status = await engagement_status(self.client, scope.engagement_id, only=scope.action_id)
         except RPCError as exc:
             if running or exc.status in TRANSIENT:
                 raise  # a closed run nobody can query any more still gets its refusal page, without history

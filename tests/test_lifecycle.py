@@ -377,6 +377,9 @@ async def test_a_checkin_is_one_activity_that_sends_and_records_it(
         status = await engagement_status(env.client, eid)
         assert {a.action_id: (a.checkins_sent, a.next_checkin_at) for a in status.actions} == {
             "A1": (1, second["A1"]), "A2": (1, second["A2"])}
+        # The check-in page asks for one action: only that one is read from its own workflow.
+        one = await engagement_status(env.client, eid, only="A1")
+        assert {a.action_id: a.checkins_sent for a in one.actions} == {"A1": 1, "A2": 0}
         # The engagement's own view still holds the plan it started with: it was not told of the check-ins, and
         # no signal woke it for them.
         told = await handle.query(EW.status)
