@@ -32,14 +32,13 @@ def cache_bytecode(folder: Path) -> None:
 
 
 def build_worker(client: Client, settings: Settings, activities: list) -> Worker:
-    from workflows.engagement import EngagementWorkflow
-    from workflows.follow_through import ActionFollowThroughWorkflow
+    from workflows.registry import WORKFLOWS
 
     cache_bytecode(Path(__file__).parent / "workflows")
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[EngagementWorkflow, ActionFollowThroughWorkflow],
+        workflows=WORKFLOWS,
         activities=activities,
         **worker_options(settings),
     )

@@ -26,6 +26,7 @@ def build_activities(settings: Settings, pool: asyncpg.Pool) -> list[Callable[..
     return [
         store.append_events,
         notify.send_message,
+        notify.send_messages,
         calendar.upsert_calendar_entry,
         calendar.remove_calendar_entry,
     ]

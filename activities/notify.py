@@ -1,6 +1,9 @@
-"""The notify activity: one email, once, then its `message_sent` event in the log."""
+"""The notify activities: one email (or one engagement's round of them), each once, then its `message_sent` event in
+the log."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import structlog
 from temporalio import activity
@@ -24,16 +27,44 @@ class NotifyActivities:
 
     @activity.defn(name="send_message")
     async def send_message(self, message: OutboundMessage) -> SendResult:
+        try:
+            return await self._send(message, set(activity.info().heartbeat_details), activity.heartbeat)
+        except PermanentDeliveryError as exc:
+            # A relay that refuses the address will refuse it on every retry.
+            raise ApplicationError(str(exc), type="PermanentDeliveryError", non_retryable=True) from exc
+
+    @activity.defn(name="send_messages")
+    async def send_messages(self, messages: list[OutboundMessage]) -> list[SendResult]:
+        """The messages of one engagement that fall due together (its check-in loop's round), in one activity.
+
+        A retry sends only what the outbox does not hold as sent. A relay that refuses one message for good
+        does not hold back the others: that message's result says so (`refused`), and the loop logs it."""
+        accepted = set(activity.info().heartbeat_details)
+
+        def remember(message_id: str) -> None:
+            accepted.add(message_id)  # every message of the batch the relay has, kept for the next attempt
+            activity.heartbeat(*sorted(accepted))
+
+        results: list[SendResult] = []
+        for message in messages:
+            try:
+                results.append(await self._send(message, accepted, remember))
+            except PermanentDeliveryError as exc:
+                log.error("message refused for good", engagement_id=message.engagement_id,
+                          action_id=message.action_id, kind=message.kind.value, error=str(exc))
+                results.append(SendResult(message_id=self.mailer.message_id(message), delivered_now=False,
+                                          refused=str(exc)))
+        at = finished_at()
+        return [r.model_copy(update={"at": at}) for r in results]
+
+    async def _send(self, message: OutboundMessage, accepted: set[str],
+                    remember_accepted: Callable[[str], None]) -> SendResult:
         bound = log.bind(engagement_id=message.engagement_id, action_id=message.action_id,
                          workflow_id=activity.info().workflow_id, kind=message.kind.value)
         # An earlier attempt heard the relay's 250 but Postgres was away for the mark: it said so in its
         # heartbeat, which Temporal keeps for the retry (Mailer.send, `relay_has_it`).
-        relay_has_it = self.mailer.message_id(message) in activity.info().heartbeat_details
-        try:
-            result = await self.mailer.send(message, relay_has_it=relay_has_it, remember_accepted=activity.heartbeat)
-        except PermanentDeliveryError as exc:
-            # A relay that refuses the address will refuse it on every retry.
-            raise ApplicationError(str(exc), type="PermanentDeliveryError", non_retryable=True) from exc
+        relay_has_it = self.mailer.message_id(message) in accepted
+        result = await self.mailer.send(message, relay_has_it=relay_has_it, remember_accepted=remember_accepted)
         if result.delivered_now:
             name, description = MESSAGES_SENT
             activity.metric_meter().create_counter(name, description).add(1, {"kind": message.kind.value})

@@ -19,7 +19,7 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
-from adapters.temporal import engagement_workflow_id, follow_through_workflow_id
+from adapters.temporal import checkin_loop_workflow_id, engagement_workflow_id, follow_through_workflow_id
 from schemas.events import Phase
 from schemas.inputs import EngagementInput
 from schemas.outcomes import Outcomes
@@ -27,6 +27,7 @@ from schemas.recommendation import EngagementFormat, Recommendation
 from schemas.scoping import Scoping
 from schemas.updates import ChooseFormat, RecordOutcomes, ScheduleSession
 from schemas.views import ActionView, EngagementStatus, SessionPlan
+from workflows.checkin_loop import CheckInLoopWorkflow
 from workflows.engagement import EngagementWorkflow
 from workflows.follow_through import ActionFollowThroughWorkflow
 
@@ -61,15 +62,20 @@ async def start_engagement_workflow(client: Client, scoping: Scoping, *, task_qu
 
 async def engagement_status(client: Client, engagement_id: str, *,
                             only: str | None = None) -> EngagementStatus:
-    """An engagement's status with each open action's view from its own follow-through workflow.
+    """An engagement's status with each open action's current view.
 
     The engagement hears only what matters from its actions (values, snoozes, blocks, status changes, the
-    close); the routine count of check-ins, reminders, misses and the next check-in live in each action's own
-    workflow, queried here for every action still open, or for the action `only` alone (the others keep the
-    engagement's view): a query of a workflow out of the worker's cache replays its history."""
+    close); the routine count of check-ins, reminders, misses and the next check-in live in its check-in loop
+    (one query for every action), or, in engagements begun before the loop, in each action's own follow-through,
+    queried for every action still open, or for the action `only` alone (the others keep the engagement's view):
+    a query of a workflow out of the worker's cache replays its history."""
     status = await engagement_handle(client, engagement_id).query(EngagementWorkflow.status)
     if status.phase is not Phase.follow_through:
         return status
+    looped = await _loop_views(client, engagement_id)
+    if looped is not None:
+        actions = [looped.get(v.action_id, v) if v.closed_reason is None else v for v in status.actions]
+        return status.model_copy(update={"actions": actions})
 
     async def current(view: ActionView) -> ActionView:
         if view.closed_reason is not None or only not in (None, view.action_id):
@@ -85,6 +91,18 @@ async def engagement_status(client: Client, engagement_id: str, *,
 
     actions = await asyncio.gather(*(current(v) for v in status.actions))
     return status.model_copy(update={"actions": list(actions)})
+
+
+async def _loop_views(client: Client, engagement_id: str) -> dict[str, ActionView] | None:
+    """Every action's view from the engagement's check-in loop; None when it has none (begun before the loop,
+    or the loop about to start: each action's own workflow then answers)."""
+    handle = client.get_workflow_handle_for(CheckInLoopWorkflow.run, checkin_loop_workflow_id(engagement_id))
+    try:
+        return {v.action_id: v for v in await handle.query(CheckInLoopWorkflow.views)}
+    except RPCError as exc:
+        if exc.status is RPCStatusCode.NOT_FOUND:
+            return None
+        raise
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -81,4 +81,10 @@ def _runtime(metrics_host: str, metrics_port: int | None) -> Runtime:
 
 
 def follow_through_workflow_id(engagement_id: str, action_id: str) -> str:
+    """An action's own workflow: its follow-through (begun before the check-in loop) or its ActionWorkflow."""
     return f"{engagement_workflow_id(engagement_id)}/{action_id}"
+
+
+def checkin_loop_workflow_id(engagement_id: str) -> str:
+    """The check-in loop of an engagement (workflows/checkin_loop.py), for engagements begun since it."""
+    return f"{engagement_workflow_id(engagement_id)}/checkins"

@@ -55,7 +55,7 @@ from adapters.engagement_client import (  # noqa: E402
     start_engagement_workflow,
     walk_to_follow_through,
 )
-from adapters.temporal import connect, follow_through_workflow_id  # noqa: E402
+from adapters.temporal import checkin_loop_workflow_id, connect  # noqa: E402
 from bench import print_figures, unless_cancelled  # noqa: E402
 from bench.run import Stack, bench_outcomes, bench_scoping  # noqa: E402
 from devstack.process import spawn, stop  # noqa: E402
@@ -68,8 +68,8 @@ from store.db import create_pool  # noqa: E402
 from store.events import read_log  # noqa: E402
 from store.migrate import migrate  # noqa: E402
 from store.projections import READ_MODELS, rebuild_projections  # noqa: E402
+from workflows.checkin_loop import CheckInLoopWorkflow  # noqa: E402
 from workflows.engagement import EngagementWorkflow  # noqa: E402
-from workflows.follow_through import ActionFollowThroughWorkflow  # noqa: E402
 
 T = TypeVar("T")
 console = Console(stderr=True)
@@ -224,14 +224,14 @@ async def drive(client: Client, task_queue: str, engagement_id: str, session_at:
                                  after_start=timedelta(seconds=0.5), session_attempts=5, outcomes_attempts=120,
                                  retry_every=timedelta(seconds=2), update_ids="", call=persist)
     answered = 0
-    # The answering owner's follow-through is watched in its own workflow (the engagement is not told of every
-    # check-in); the engagement is asked only once that action is closed or not yet started.
-    answering = client.get_workflow_handle_for(ActionFollowThroughWorkflow.run,
-                                               follow_through_workflow_id(engagement_id, ANSWERING))
+    # The answering owner's check-ins are watched in the engagement's check-in loop (the engagement is not told
+    # of every check-in); the engagement is asked only once that action is closed or not yet started.
+    loop = client.get_workflow_handle_for(CheckInLoopWorkflow.run, checkin_loop_workflow_id(engagement_id))
     while True:
         view: ActionView | None = None
         with contextlib.suppress(RPCError):  # NOT_FOUND: not started yet (persist retries every other failure)
-            view = await persist(lambda: answering.query(ActionFollowThroughWorkflow.view), f"{engagement_id} A1")
+            views = await persist(lambda: loop.query(CheckInLoopWorkflow.views), f"{engagement_id} A1")
+            view = next((v for v in views if v.action_id == ANSWERING), None)
         if view is None or view.closed_reason is not None:
             status = await persist(lambda: handle.query(EngagementWorkflow.status), f"{engagement_id} status")
             if status.phase in (Phase.closed, Phase.cancelled):

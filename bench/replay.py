@@ -27,8 +27,7 @@ from temporalio.worker import Replayer  # noqa: E402
 from bench import print_figures  # noqa: E402
 from tests.lifecycle import load_history  # noqa: E402
 from worker import workflow_runner  # noqa: E402
-from workflows.engagement import EngagementWorkflow  # noqa: E402
-from workflows.follow_through import ActionFollowThroughWorkflow  # noqa: E402
+from workflows.registry import WORKFLOWS  # noqa: E402
 
 HISTORIES = Path(__file__).resolve().parent.parent / "tests" / "histories"
 CASES = {"engagement": "lifecycle_closed.json", "follow_through": "lifecycle_closed.A1.run1.json"}
@@ -36,7 +35,7 @@ CASES = {"engagement": "lifecycle_closed.json", "follow_through": "lifecycle_clo
 
 async def replay_ms(history: WorkflowHistory, rounds: int, sandbox: bool) -> float:
     """Mean milliseconds per replay over `rounds`, after one warm-up (imports, type adapters)."""
-    replayer = Replayer(workflows=[EngagementWorkflow, ActionFollowThroughWorkflow],
+    replayer = Replayer(workflows=WORKFLOWS,
                         data_converter=pydantic_data_converter, workflow_runner=workflow_runner(sandbox))
     await replayer.replay_workflow(history)
     began = time.perf_counter()

@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import copy
 import functools
+import json
 import logging
 import os
 import statistics
@@ -48,7 +49,12 @@ from temporalio.worker import Worker  # noqa: E402
 
 from activities import build_activities  # noqa: E402
 from adapters.engagement_client import EngagementHandle, walk_to_follow_through  # noqa: E402
-from adapters.temporal import connect, engagement_workflow_id, follow_through_workflow_id  # noqa: E402
+from adapters.temporal import (  # noqa: E402
+    checkin_loop_workflow_id,
+    connect,
+    engagement_workflow_id,
+    follow_through_workflow_id,
+)
 from bench import print_figures, unless_cancelled  # noqa: E402
 from bench.bare import BareChild, BareEngagement, Shape, bare_checkin, bare_noop, note_checkins_with  # noqa: E402
 from cli.starting import start_engagement  # noqa: E402
@@ -69,7 +75,7 @@ from store.events import EventWriter, append  # noqa: E402
 from store.migrate import migrate  # noqa: E402
 from worker import cache_bytecode, worker_options  # noqa: E402
 from workflows.engagement import EngagementWorkflow  # noqa: E402
-from workflows.follow_through import ActionFollowThroughWorkflow  # noqa: E402
+from workflows.registry import WORKFLOWS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -217,24 +223,33 @@ def count(history: WorkflowHistory, field: str) -> int:
     return sum(1 for e in history.events if e.WhichOneof("attributes") == field)
 
 
-def checkin_requests(history: WorkflowHistory) -> int:
-    """The check-in requests a follow-through's history sent: its `send_message` activities whose message is a
-    check-in request (not a reminder or an escalation)."""
-    kind = f'"kind":"{ev.MessageKind.checkin_request.value}"'.encode()
-    scheduled = [e.activity_task_scheduled_event_attributes for e in history.events
-                 if e.WhichOneof("attributes") == "activity_task_scheduled_event_attributes"]
-    return sum(1 for a in scheduled if a.activity_type.name == "send_message"
-               and any(kind in p.data for p in a.input.payloads))
+def checkin_requests(history: WorkflowHistory) -> Counter[str]:
+    """The check-in requests a history sent, per action: the messages of its `send_message` activities (a
+    follow-through of its own) or `send_messages` activities (a check-in loop) that are check-in requests (not
+    reminders or escalations)."""
+    sent: Counter[str] = Counter()
+    for e in history.events:
+        if e.WhichOneof("attributes") != "activity_task_scheduled_event_attributes":
+            continue
+        a = e.activity_task_scheduled_event_attributes
+        if a.activity_type.name not in ("send_message", "send_messages"):
+            continue
+        for payload in a.input.payloads:
+            data = json.loads(payload.data)
+            for message in data if isinstance(data, list) else [data]:
+                if message["kind"] == ev.MessageKind.checkin_request.value:
+                    sent[message["action_id"]] += 1
+    return sent
 
 
 async def measure_shape(client: Client, engagement_ids: list[str],
                         session_delay_s: float) -> tuple[Shape, Counter[int]]:
     """The average engagement of the run, counted from every history: the baseline must do what ours really did,
-    no more and no less. With it, how many follow-throughs sent how many check-in requests, from their
-    histories."""
+    no more and no less. Its children are each action's own workflow and the check-in loop. With it, how many
+    actions got how many check-in requests, counted from the histories that sent them."""
     limit = asyncio.Semaphore(16)
 
-    async def counts(workflow_id: str) -> tuple[int, int, int, int]:
+    async def counts(workflow_id: str) -> tuple[int, int, int, Counter[str]]:
         async with limit:
             history = await client.get_workflow_handle(workflow_id).fetch_history()
         return (count(history, "activity_task_scheduled_event_attributes"),
@@ -243,9 +258,15 @@ async def measure_shape(client: Client, engagement_ids: list[str],
                 checkin_requests(history))
 
     parents = await asyncio.gather(*(counts(engagement_workflow_id(e)) for e in engagement_ids))
-    children = await asyncio.gather(*(counts(follow_through_workflow_id(e, f"A{i}"))
-                                      for e in engagement_ids for i in range(1, 4)))
+    own = ("A1", "A2", "A3")  # each action's own workflow, then the loop
+    ids = [follow_through_workflow_id(e, a) if a in own else checkin_loop_workflow_id(e)
+           for e in engagement_ids for a in (*own, "loop")]
+    children = await asyncio.gather(*(counts(i) for i in ids))
     n, c = len(parents), max(1, len(children))
+    per_action: Counter[int] = Counter()
+    for e in range(len(engagement_ids)):
+        sent = sum((ch[3] for ch in children[e * 4:(e + 1) * 4]), Counter[str]())
+        per_action.update(sent.get(a, 0) for a in own)
     return Shape(
         session_delay_s=session_delay_s,
         parent_activities=round(sum(p[0] for p in parents) / n),
@@ -254,7 +275,7 @@ async def measure_shape(client: Client, engagement_ids: list[str],
         child_activities=round(sum(ch[0] for ch in children) / c),
         child_timers=round(sum(ch[1] for ch in children) / c),
         child_duration_s=HORIZON_S,
-    ), Counter(ch[3] for ch in children)
+    ), per_action
 
 
 async def checkins_sent(pool: asyncpg.Pool, engagement_ids: list[str]) -> list[tuple[str, datetime]]:
@@ -304,7 +325,7 @@ async def throughput(n: int, settings: Settings, pool: asyncpg.Pool) -> dict[str
     ids = [f"bench-{run}-{i}" for i in range(n)]
     # Both workers tuned as worker.py tunes a production one (sticky cache and timeout, workflow tasks at once).
     async with Worker(client, task_queue=settings.task_queue,
-                      workflows=[EngagementWorkflow, ActionFollowThroughWorkflow],
+                      workflows=WORKFLOWS,
                       activities=build_activities(settings, pool), max_concurrent_activities=200,
                       **worker_options(settings)):
         began = time.monotonic()
@@ -442,7 +463,7 @@ async def history_bounds(settings: Settings, pool: asyncpg.Pool, actions: int, w
         for name, n_actions, cadence, horizon in (("weekly-action", 1, "7d", f"{7 * weeks}d"),
                                                   ("many-actions", actions, "14d", "90d")):
             async with Worker(env.client, task_queue=f"h-{name}",
-                              workflows=[EngagementWorkflow, ActionFollowThroughWorkflow],
+                              workflows=WORKFLOWS,
                               activities=build_activities(settings, pool)):
                 eid = f"hist-{name}-{uuid.uuid4().hex[:6]}"
                 now = await env.get_current_time()
@@ -526,7 +547,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         with console.status("bench: CLI timings..."):
             # `engage status` queries the workflow, which needs a worker even once the engagement is closed.
             async with Worker(await connect(settings), task_queue=settings.task_queue,
-                              workflows=[EngagementWorkflow, ActionFollowThroughWorkflow],
+                              workflows=WORKFLOWS,
                               activities=build_activities(settings, pool)):
                 results.update(await asyncio.to_thread(cli_timings, settings, results["first_engagement"],
                                                        3 if args.quick else 10))

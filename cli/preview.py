@@ -23,8 +23,7 @@ from schemas.outcomes import Outcomes
 from schemas.scoping import Scoping
 from schemas.updates import ScheduleSession
 from schemas.views import EngagementStatus, Preview, PreviewItem
-from workflows.engagement import EngagementWorkflow
-from workflows.follow_through import ActionFollowThroughWorkflow
+from workflows.registry import WORKFLOWS
 
 
 class RecordingActivities:
@@ -49,6 +48,10 @@ class RecordingActivities:
             at=at, local_time=local_label(at, message.to.timezone or self.client_timezone), kind=message.kind.value,
             recipient=message.to.email, subject=subject, action_id=message.action_id))
         return SendResult(message_id=message.key, delivered_now=True, at=at)
+
+    @activity.defn(name="send_messages")
+    async def send_messages(self, messages: list[OutboundMessage]) -> list[SendResult]:
+        return [await self.send_message(m) for m in messages]
 
     @activity.defn(name="upsert_calendar_entry")
     async def upsert_calendar_entry(self, request: CalendarUpsert) -> None:
@@ -82,8 +85,8 @@ async def preview(scoping: Scoping, outcomes: Outcomes | None) -> Preview:
     task_queue = f"preview-{uuid.uuid4().hex[:8]}"
     try:
         async with Worker(env.client, task_queue=task_queue,
-                          workflows=[EngagementWorkflow, ActionFollowThroughWorkflow],
-                          activities=[recording.append_events, recording.send_message,
+                          workflows=WORKFLOWS,
+                          activities=[recording.append_events, recording.send_message, recording.send_messages,
                                       recording.upsert_calendar_entry, recording.remove_calendar_entry]):
             handle = await start_engagement_workflow(env.client, scoping, engagement_id=engagement_id,
                                                      workflow_id=f"preview/{engagement_id}", task_queue=task_queue)

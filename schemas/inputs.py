@@ -47,3 +47,22 @@ class FollowThroughInput(BaseModel):
     # close): a routine check-in, reminder or escalation wakes only the action's own workflow, which shows its
     # next check-in and status in its own search attributes. Absent (False) from the inputs older parents sent.
     parent_hears_what_matters: bool = False
+
+
+class CheckInLoopInput(BaseModel):
+    """The check-in loop of an engagement (workflows/checkin_loop.py): one follow-through per open action, each
+    with what continue-as-new carries in its `carry`."""
+
+    engagement_id: str
+    parent_workflow_id: str
+    client: str
+    follow_throughs: list[FollowThroughInput]
+
+
+class ActionInput(BaseModel):
+    """An action's own workflow (workflows/action.py) under a check-in loop: its view as assigned."""
+
+    engagement_id: str
+    client: str
+    action: ActionView
+    checkin_loop_id: str

@@ -142,6 +142,7 @@ class SendResult(BaseModel):
     delivered_now: bool = Field(description="False when an earlier attempt had already delivered it")
     subject: str = Field(default="", description="The rendered subject line, for the `message_sent` event")
     at: datetime | None = Field(default=None, description="When the activity finished (activities/clock.py)")
+    refused: str | None = Field(default=None, description="Why the relay refused it for good (send_messages only)")
 
 
 class CalendarUpsert(BaseModel):

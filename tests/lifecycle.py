@@ -34,7 +34,7 @@ from schemas.updates import ChooseFormat, ScheduleSession
 from schemas.views import SessionPlan
 from store.events import read_log
 from workflows.engagement import EngagementWorkflow
-from workflows.follow_through import ActionFollowThroughWorkflow
+from workflows.registry import WORKFLOWS
 from workflows.search_attributes import NEXT_CHECKIN_AT
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -64,7 +64,7 @@ async def next_checkin_attribute(env: WorkflowEnvironment, workflow_id: str) -> 
 async def running_worker(client: Client, settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[str]:
     task_queue = f"tq-{uuid.uuid4().hex[:8]}"
     async with Worker(client, task_queue=task_queue,
-                      workflows=[EngagementWorkflow, ActionFollowThroughWorkflow],
+                      workflows=WORKFLOWS,
                       activities=build_activities(settings, pool)):
         yield task_queue
 

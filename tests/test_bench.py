@@ -44,8 +44,9 @@ async def test_bench_scale_quick_opens_engagements_and_sends_every_first_checkin
     assert proc.returncode == 0, err.decode()[-3000:]
     figures = json.loads(out)
     assert SCALE_KEYS <= figures.keys()
-    # 3 engagements of 5 actions: a parent and 5 follow-throughs each, all open while their check-ins wait.
-    assert figures["open_workflows"] == 3 * 6
+    # 3 engagements of 5 actions: a parent, its check-in loop and 5 actions' own workflows each, all open while
+    # their check-ins wait.
+    assert figures["open_workflows"] == 3 * 7
     assert figures["checkins_sent"] == figures["checkins_due"] == 15
     assert figures["worker_rss_mb"] > 0
     assert 0 <= figures["max_checkin_lag_s"] < 60

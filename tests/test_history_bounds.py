@@ -39,13 +39,16 @@ async def test_a_52_week_weekly_action_stays_under_2000_events_per_run(
         final: EngagementStatus = await handle.result()
         await save_history(handle, "year_weekly")
         parent = await handle.fetch_history()
-        runs = (await child_histories(env.client, parent))[f"{handle.id}/A1"]
+        children = await child_histories(env.client, parent)
+        runs = children[f"{handle.id}/checkins"]
+        own = children[f"{handle.id}/A1"]
 
     view = final.actions[0]
     assert view.closed_reason == "horizon"
     assert view.checkins_sent >= 50, "a year of weekly check-ins"
     sizes = [len(h.events) for h in runs]
-    assert len(runs) >= 2, "the follow-through continued as new at least once"
+    assert len(runs) >= 2, "the check-in loop continued as new at least once"
     assert max(sizes) <= MAX_EVENTS, sizes
     assert len(parent.events) <= MAX_EVENTS
+    assert len(own) == 1 and len(own[0].events) <= MAX_EVENTS, "the action's own workflow: its changes only"
     print(f"52 weekly check-ins: {len(runs)} runs of {sizes} events; engagement {len(parent.events)} events")

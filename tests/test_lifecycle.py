@@ -360,10 +360,11 @@ async def test_a_temporal_cancel_winds_down_like_engage_cancel(
 async def test_a_checkin_is_one_activity_that_sends_and_records_it(
     time_skipping_env: WorkflowEnvironment, settings: Settings, pool: asyncpg.Pool
 ) -> None:
-    """A check-in costs its follow-through one activity: the request goes out and its events (requested, the
-    next one scheduled) are appended with its `message_sent`, in one transaction. The engagement is not woken
-    for it (issue 18, PARENT_HEARS_WHAT_MATTERS): each action shows its next check-in in its own workflow (search
-    attributes and details), and `engagement_status` reads it from there."""
+    """A check-in costs one activity: the request goes out and its events (requested, the next one scheduled) are
+    appended with its `message_sent`, in one transaction. The engagement is not woken for it (issue 18,
+    PARENT_HEARS_WHAT_MATTERS): the engagement's check-in loop (CHECKINS_IN_ONE_LOOP) shows the next check-in in
+    its search attributes and details, and `engagement_status` reads every action from it; each action's own
+    workflow is not woken for a routine check-in either."""
     env = time_skipping_env
     eid = unique_id("one")
     async with started(env.client, settings, pool, scoping(eid, cadence="7d", horizon="30d")) as handle:
@@ -377,22 +378,27 @@ async def test_a_checkin_is_one_activity_that_sends_and_records_it(
         status = await engagement_status(env.client, eid)
         assert {a.action_id: (a.checkins_sent, a.next_checkin_at) for a in status.actions} == {
             "A1": (1, second["A1"]), "A2": (1, second["A2"])}
-        # The check-in page asks for one action: only that one is read from its own workflow.
+        # The check-in page asks for one action: the loop answers for all in one query.
         one = await engagement_status(env.client, eid, only="A1")
-        assert {a.action_id: a.checkins_sent for a in one.actions} == {"A1": 1, "A2": 0}
+        assert one.actions == status.actions
         # The engagement's own view still holds the plan it started with: it was not told of the check-ins, and
         # no signal woke it for them.
         told = await handle.query(EW.status)
         assert {a.action_id: a.checkins_sent for a in told.actions} == {"A1": 0, "A2": 0}
         parent_events = (await handle.fetch_history()).events
         assert not [e for e in parent_events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED]
-        assert await next_checkin_attribute(env, handle.id) is None, "each action carries its own"
+        assert await next_checkin_attribute(env, handle.id) is None, "the loop carries it"
+        assert await next_checkin_attribute(env, f"{handle.id}/checkins") == min(second.values())
         for action_id in second:
-            assert await next_checkin_attribute(env, f"{handle.id}/{action_id}") == second[action_id]
-            events = (await env.client.get_workflow_handle(f"{handle.id}/{action_id}").fetch_history()).events
-            scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name for e in events
-                         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
-            assert scheduled == ["append_events", "send_message"], "plan check-in 1, then send it with its events"
+            assert await next_checkin_attribute(env, f"{handle.id}/{action_id}") is None
+            own = (await env.client.get_workflow_handle(f"{handle.id}/{action_id}").fetch_history()).events
+            assert not [e for e in own if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED]
+        events = (await env.client.get_workflow_handle(f"{handle.id}/checkins").fetch_history()).events
+        scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name for e in events
+                     if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
+        # Both first check-ins planned in one activity, then each sent with its events (Tokyo's and Sao Paulo's
+        # mornings are not the same instant).
+        assert scheduled == ["append_events", "send_messages", "send_messages"]
         log = await read_log(pool, eid)
         for action_id in second:
             mine = [e for e in log if getattr(e.event, "action_id", None) == action_id

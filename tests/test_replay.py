@@ -8,8 +8,9 @@ old paths keep replaying: `v1_*` from before the `parent-reads-child-results` pa
 from before `calendars-stay-right` (issue 17: the consultant's copy, RSVP reminders, morning pre-read reminders,
 every calendar entry withdrawn on a cancel), `v5_*` from before `clock-from-history`, `v6_*` from before
 `session-recorded-first`, `v7_*` from before `parent-hears-what-matters` (issue 18: a routine check-in no longer
-wakes the engagement). tests/test_takeover.py adds the histories of an engagement begun by a worker of older
-code and finished by the current one (`takeover_*`)."""
+wakes the engagement), `v8_*` from before `checkins-in-one-loop` (issue 18: one check-in loop per engagement).
+tests/test_takeover.py adds the histories of an engagement begun by a worker of older code and finished by the
+current one (`takeover_*`)."""
 
 from __future__ import annotations
 
@@ -24,8 +25,7 @@ from schemas.settings import Settings
 from tests.lifecycle import load_history
 from tests.unpatched_workflow import EngagementWorkflowChangedWithoutPatch
 from worker import worker_options, workflow_runner
-from workflows.engagement import EngagementWorkflow
-from workflows.follow_through import ActionFollowThroughWorkflow
+from workflows.registry import WORKFLOWS
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -34,7 +34,7 @@ def test_histories_were_recorded() -> None:
     names = {p.name for p in HISTORIES}
     assert "lifecycle_closed.json" in names
     assert "lifecycle_cancelled.json" in names
-    assert "year_weekly.A1.run2.json" in names, "a continue-as-new run"
+    assert "year_weekly.checkins.run2.json" in names, "a continue-as-new run of a check-in loop"
     assert "v1_lifecycle_closed.json" in names, "a run from before the parent-reads-child-results patch"
     assert "v2_year_weekly.A1.run2.json" in names, "a run from before the checkin-in-one-activity patch"
     assert "v3_lifecycle_closed.json" in names, "a run from before the answer-verdicts patch"
@@ -42,13 +42,15 @@ def test_histories_were_recorded() -> None:
     assert "v5_lifecycle_closed.A1.run1.json" in names, "a run from before the clock-from-history patch"
     assert "v6_lifecycle_closed.json" in names, "a run from before the session-recorded-first patch"
     assert "v7_lifecycle_closed.A1.run1.json" in names, "a run from before the parent-hears-what-matters patch"
+    assert "v8_lifecycle_closed.A1.run1.json" in names, "a run from before the checkins-in-one-loop patch"
+    assert "lifecycle_closed.checkins.run1.json" in names, "an engagement's check-in loop"
 
 
 @pytest.mark.parametrize("sandbox", [True, False], ids=["sandboxed", "unsandboxed"])
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_recorded_history_replays(path: Path, sandbox: bool) -> None:
     # ENGAGE_WORKFLOW_SANDBOX=false runs the same workflow code outside the sandbox: it must decide the same.
-    replayer = Replayer(workflows=[EngagementWorkflow, ActionFollowThroughWorkflow],
+    replayer = Replayer(workflows=WORKFLOWS,
                         data_converter=pydantic_data_converter, workflow_runner=workflow_runner(sandbox))
     result = await replayer.replay_workflow(load_history(path), raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
@@ -62,7 +64,7 @@ def test_the_sandbox_setting_chooses_the_workflow_runner() -> None:
 
 
 async def test_a_change_without_patched_fails_replay() -> None:
-    replayer = Replayer(workflows=[EngagementWorkflowChangedWithoutPatch, ActionFollowThroughWorkflow],
+    replayer = Replayer(workflows=[EngagementWorkflowChangedWithoutPatch, *WORKFLOWS[1:]],
                         data_converter=pydantic_data_converter)
     result = await replayer.replay_workflow(load_history(HISTORIES[0].parent / "lifecycle_closed.json"),
                                             raise_on_replay_failure=False)

@@ -5,8 +5,8 @@ for every deploy: an engagement already in follow-through when a new worker take
 as it began them, nothing lost, nothing sent twice. The test runs the real worker of an earlier commit (`git
 archive`, as a subprocess, as a deployment would), stops it the way a deploy does (SIGTERM) while check-ins are
 going out, and lets the current code finish the engagement. Two earlier commits: the last before issue 18's work,
-and the last before the quieter parent came back. Their histories are kept as `takeover_*` in tests/histories/
-(ENGAGE_RECORD_HISTORIES=1), which tests/test_replay.py replays with the rest.
+and the last before the check-in loop (`checkins-in-one-loop`). Their histories are kept as `takeover_*` in
+tests/histories/ (ENGAGE_RECORD_HISTORIES=1), which tests/test_replay.py replays with the rest.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import build_activities
+from adapters.engagement_client import engagement_status
 from devstack.mailsink import MailSink
 from schemas.events import MessageSent, Phase
 from schemas.settings import Settings
@@ -37,15 +38,17 @@ from tests.lifecycle import action, outcomes, save_history, scoping, start
 from tests.mailbox import sink_mails
 from worker import worker_options
 from workflows.engagement import EngagementWorkflow as EW
-from workflows.follow_through import ActionFollowThroughWorkflow
+from workflows.registry import WORKFLOWS
 
 ROOT = Path(__file__).resolve().parent.parent
-# Earlier commits whose workers begin the engagement, each with the name its history is kept under. Their
-# follow-throughs tell the engagement of every check-in; the current ones tell it only what matters
-# (PARENT_HEARS_WHAT_MATTERS). CI runs in a full clone of main, where they are always there.
+# Earlier commits whose workers begin the engagement, each with the name its history is kept under: each
+# action's follow-through in a workflow of its own, which tells the engagement of every check-in (31de0cb) or only
+# of what matters (642d28b, PARENT_HEARS_WHAT_MATTERS); the current code runs them in one check-in loop
+# (CHECKINS_IN_ONE_LOOP). The histories of a takeover from 07eabac (session 9) stay, as takeover_v7_closed*. CI runs
+# in a full clone of main, where these commits are always there.
 BEFORE = {
     "31de0cb": "takeover_closed",  # the last commit of session 5, before issue 18's work
-    "07eabac": "takeover_v7_closed",  # the last before parent-hears-what-matters came back (clock-from-history on)
+    "642d28b": "takeover_v8_closed",  # the last before the check-in loop
 }
 
 
@@ -119,8 +122,8 @@ async def test_an_engagement_begun_before_the_change_finishes_on_the_new_worker(
         at_takeover: dict[str, int] = {}
 
         async def two_checkins_each() -> bool:
-            # The old follow-throughs tell the engagement of every check-in, so its own view counts them.
-            status = await handle.query(EW.status)
+            # From each action's follow-through (642d28b's tell the engagement only what matters).
+            status = await engagement_status(client, eid)
             at_takeover.update({a.action_id: a.checkins_sent for a in status.actions})
             return bool(status.actions) and all(a.checkins_sent >= 2 for a in status.actions)
 
@@ -129,7 +132,7 @@ async def test_an_engagement_begun_before_the_change_finishes_on_the_new_worker(
         proc.terminate()  # as a deploy stops a worker: in-flight activities may finish, then it exits
         proc.wait(timeout=30)
 
-    async with Worker(client, task_queue=task_queue, workflows=[EW, ActionFollowThroughWorkflow],
+    async with Worker(client, task_queue=task_queue, workflows=WORKFLOWS,
                       activities=build_activities(settings, pool), **worker_options(settings)):
         # An owner answers through the new worker; the old follow-through applies it and gives its verdict.
         answered = await handle.execute_update(EW.report_metric, ReportMetric(action_id="A1", value=40),

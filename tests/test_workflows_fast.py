@@ -31,7 +31,7 @@ from schemas.views import EngagementStatus
 from tests.conftest import unique_id
 from tests.lifecycle import action, into_follow_through, outcomes, scoping, start, until
 from workflows.engagement import EngagementWorkflow as EW
-from workflows.follow_through import ActionFollowThroughWorkflow
+from workflows.registry import WORKFLOWS
 
 SESSION_DAY = date(2027, 2, 11)  # inside examples/scoping.yaml's window
 
@@ -56,6 +56,7 @@ class Recorder(RecordingActivities):
         super().__init__("Europe/Berlin")
         self.events: list[NewEvent] = []
         self.sent: list[Sent] = []
+        self.rounds: list[list[str]] = []  # the keys of each `send_messages` (a check-in loop's round)
 
     @activity.defn(name="append_events")
     async def append_events(self, batch: AppendBatch) -> Appended:
@@ -67,6 +68,11 @@ class Recorder(RecordingActivities):
         self.sent.append(Sent(self._now(), message))
         self.events.extend(message.events)
         return await super().send_message(message)
+
+    @activity.defn(name="send_messages")
+    async def send_messages(self, messages: list[OutboundMessage]) -> list[SendResult]:
+        self.rounds.append([m.key for m in messages])
+        return await super().send_messages(messages)
 
     def types(self) -> list[str]:
         return [e.event.type for e in self.events]
@@ -93,8 +99,8 @@ async def run(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[Run]:
     recorder = Recorder()
     task_queue = f"fast-{uuid.uuid4().hex[:8]}"
     async with Worker(time_skipping_env.client, task_queue=task_queue,
-                      workflows=[EW, ActionFollowThroughWorkflow],
-                      activities=[recorder.append_events, recorder.send_message,
+                      workflows=WORKFLOWS,
+                      activities=[recorder.append_events, recorder.send_message, recorder.send_messages,
                                   recorder.upsert_calendar_entry, recorder.remove_calendar_entry]):
         yield Run(time_skipping_env, recorder, task_queue)
 
@@ -194,6 +200,38 @@ async def test_missed_checkins_escalate_to_the_sponsor(run: Run) -> None:
     assert (final.actions[0].escalations, final.actions[0].missed_in_row) == (1, 2)
 
 
+async def test_checkins_due_together_go_out_in_one_activity_and_each_action_keeps_its_own_workflow(
+    run: Run,
+) -> None:
+    """Three owners in one time zone: each check-in is due at the same instant, and the engagement's check-in loop
+    sends the three in one `send_messages` activity after one timer (workflows/checkin_loop.py). Each action's own
+    workflow hears what changed it (here the misses) and ends with its closed view."""
+    from workflows.action import ActionWorkflow
+
+    handle = await run.start(cadence="7d", horizon="22d", escalate_after_missed=5)
+    cleo = ("A3", "Cleo Park", "cleo@acme.example", "Europe/Berlin")
+    eva = ("A2", "Eva Roth", "eva@acme.example", "Europe/Berlin")
+    await into_follow_through(run.env, handle, SESSION_DAY, timedelta(hours=1),
+                              action(*BEN, date(2027, 5, 31), 0, 10), action(*eva, date(2027, 5, 31), 0, 10),
+                              action(*cleo, date(2027, 5, 31), 0, 10))
+    final: EngagementStatus = await handle.result()
+
+    checkin_rounds = [r for r in run.recorder.rounds if any("/checkin/" in k and "/reminder" not in k for k in r)]
+    assert [sorted(k.split("/")[-3] for k in r) for r in checkin_rounds] == [["A1", "A2", "A3"]] * 3, \
+        run.recorder.rounds
+    assert [a.checkins_sent for a in final.actions] == [3, 3, 3]
+    loop_history = await run.env.client.get_workflow_handle(f"{handle.id}/checkins").fetch_history()
+    sends = [e for e in loop_history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+             and e.activity_task_scheduled_event_attributes.activity_type.name == "send_messages"]
+    assert len(sends) == len(run.recorder.rounds), "one activity per round, every message of it inside"
+    for view in final.actions:
+        own = run.env.client.get_workflow_handle_for(ActionWorkflow.run, f"{handle.id}/{view.action_id}")
+        assert await own.result() == view
+        told = [e for e in (await own.fetch_history()).events
+                if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED]
+        assert len(told) == 3, "two misses and the close: not the routine check-ins"
+
+
 async def test_a_cancel_in_follow_through_stops_every_action_and_reports(run: Run) -> None:
     handle = await run.start(cadence="7d", horizon="60d")
     await into_follow_through(run.env, handle, SESSION_DAY, timedelta(minutes=5),
@@ -250,7 +288,7 @@ async def test_the_follow_through_decides_by_the_historys_time_not_the_sdks_cloc
     task before, the live task sent a check-in, and its replay (with the right time) closed the action at the
     horizon instead: a nondeterminism error in CI's chaos run. Here every task of the follow-throughs gets a
     clock two days behind the server's; their histories must then replay, with the right clock, to the same
-    decisions (workflows/follow_through.py `_now`)."""
+    decisions (workflows/follow_through.py `_now`). The follow-throughs run in the engagement's check-in loop."""
     from temporalio import workflow as wf
     from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.worker import Replayer
@@ -260,14 +298,15 @@ async def test_the_follow_through_decides_by_the_historys_time_not_the_sdks_cloc
     true_now = wf.now
 
     def lagging_now() -> datetime:
-        lag = timedelta(days=2) if wf.info().workflow_type == "ActionFollowThroughWorkflow" else timedelta(0)
+        lagging = ("ActionFollowThroughWorkflow", "CheckInLoopWorkflow")
+        lag = timedelta(days=2) if wf.info().workflow_type in lagging else timedelta(0)
         return true_now() - lag
 
     recorder = Recorder()
     task_queue = f"fast-{uuid.uuid4().hex[:8]}"
     monkeypatch.setattr(wf, "now", lagging_now)
-    async with Worker(time_skipping_env.client, task_queue=task_queue, workflows=[EW, ActionFollowThroughWorkflow],
-                      activities=[recorder.append_events, recorder.send_message,
+    async with Worker(time_skipping_env.client, task_queue=task_queue, workflows=WORKFLOWS,
+                      activities=[recorder.append_events, recorder.send_message, recorder.send_messages,
                                   recorder.upsert_calendar_entry, recorder.remove_calendar_entry]):
         handle = await start(time_skipping_env.client, task_queue,
                              scoping(unique_id("fast"), cadence="7d", horizon="30d", escalate_after_missed=2))
@@ -278,10 +317,10 @@ async def test_the_follow_through_decides_by_the_historys_time_not_the_sdks_cloc
     assert [a.closed_reason for a in final.actions] == ["horizon", "horizon"]
     assert all(a.checkins_sent >= 3 for a in final.actions), [a.checkins_sent for a in final.actions]
 
-    replayer = Replayer(workflows=[EW, ActionFollowThroughWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
     children = await child_histories(time_skipping_env.client, await handle.fetch_history())
     runs = [run for histories in children.values() for run in histories]
-    assert len(runs) == 2
+    assert sorted(r.workflow_id.rsplit("/", 1)[1] for r in runs) == ["A1", "A2", "checkins"]
     for history in runs:
         result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
         assert result.replay_failure is None, f"{history.workflow_id}: {result.replay_failure}"
@@ -307,8 +346,8 @@ async def test_the_invitations_go_out_when_the_session_is_recorded_after_it_bega
     recorder = SlowSessionRecord()
     task_queue = f"fast-{uuid.uuid4().hex[:8]}"
     env = time_skipping_env
-    async with Worker(env.client, task_queue=task_queue, workflows=[EW, ActionFollowThroughWorkflow],
-                      activities=[recorder.append_events, recorder.send_message,
+    async with Worker(env.client, task_queue=task_queue, workflows=WORKFLOWS,
+                      activities=[recorder.append_events, recorder.send_message, recorder.send_messages,
                                   recorder.upsert_calendar_entry, recorder.remove_calendar_entry]):
         handle = await start(env.client, task_queue, scoping(unique_id("fast"), cadence="14d", horizon="20d"))
         await reaches(handle, Phase.format_choice)

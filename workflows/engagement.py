@@ -35,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas import events as ev
     from schemas.answers import AnswerResult
     from schemas.common import one_line
-    from schemas.inputs import EngagementInput, FollowThroughInput
+    from schemas.inputs import ActionInput, CheckInLoopInput, EngagementInput, FollowThroughInput
     from schemas.messages import (
         ActionSummary,
         CalendarEntry,
@@ -62,7 +62,9 @@ with workflow.unsafe.imports_passed_through():
         SnoozeAction,
     )
     from schemas.views import ActionView, AttendanceView, EngagementStatus, PrereadView, SessionPlan
+    from workflows import checkin_loop  # a module: it imports this one, and either may load first
     from workflows import search_attributes as sa
+    from workflows.action import ActionWorkflow
     from workflows.follow_through import ActionFollowThroughWorkflow
     from workflows.steps import put_on_calendar, record, send, take_off_calendar
 
@@ -90,6 +92,10 @@ SESSION_RECORDED_FIRST = "session-recorded-first"
 # every routine check-in: the engagement's cold replay per check-in was the largest cost of a burst
 # (docs/BENCHMARKS.md). Each action shows its own next check-in and risk, in its own workflow.
 PARENT_HEARS_WHAT_MATTERS = "parent-hears-what-matters"
+# Issue 18: one check-in loop per engagement sends the check-ins of all its actions, those due together in one task
+# and one activity (workflows/checkin_loop.py); each action keeps a workflow of its own, told of what changes it
+# (workflows/action.py). Measured on bare Temporal first: a tenth of the time of one workflow per action.
+CHECKINS_IN_ONE_LOOP = "checkins-in-one-loop"
 
 
 def _parse(model: type[M], raw: Any) -> M:
@@ -133,6 +139,7 @@ class EngagementWorkflow:
         self._invited_at: datetime | None = None
         self._rsvp_reminded: set[str] = set()  # "sequence/email"
         self._hears_what_matters = False  # PARENT_HEARS_WHAT_MATTERS, asked when the follow-through begins
+        self._loop: workflow.ChildWorkflowHandle | None = None  # CHECKINS_IN_ONE_LOOP: the check-in loop
 
     # === the lifecycle ======================================================================================
 
@@ -245,23 +252,22 @@ class EngagementWorkflow:
                                      ft.whole_days)
                 self._actions[view.action_id] = view.model_copy(update={"next_checkin_at": first})
         await self._enter(Phase.follow_through, self._follow_through_line())
-        for view in planned.values():
-            self._children[view.action_id] = await workflow.start_child_workflow(
-                ActionFollowThroughWorkflow.run,
-                FollowThroughInput(
-                    engagement_id=self._id, parent_workflow_id=workflow.info().workflow_id,
-                    client=self._scoping.client, consultant=self._scoping.consultant,
-                    sponsor=self._scoping.sponsor, action=view, cadence=ft.cadence, local_time=ft.local_time,
-                    whole_days=ft.whole_days, horizon_end=self._horizon_end,
-                    escalate_after_missed=ft.escalate_after_missed, parent_reads_result=reads_results,
-                    parent_hears_what_matters=self._hears_what_matters,
-                ),
-                id=f"{workflow.info().workflow_id}/{view.action_id}",
-                static_summary=f"{view.action_id} '{view.title}' ({view.owner.name})",
-                static_details=(f"Owner {view.owner.name} <{view.owner.email}>, {view.owner.timezone}; "
-                                f"due {view.due}; {view.metric.name}: {view.metric.baseline:g} -> "
-                                f"{view.metric.target:g} {view.metric.unit}"),
+        follow_throughs = [
+            FollowThroughInput(
+                engagement_id=self._id, parent_workflow_id=workflow.info().workflow_id,
+                client=self._scoping.client, consultant=self._scoping.consultant,
+                sponsor=self._scoping.sponsor, action=view, cadence=ft.cadence, local_time=ft.local_time,
+                whole_days=ft.whole_days, horizon_end=self._horizon_end,
+                escalate_after_missed=ft.escalate_after_missed, parent_reads_result=reads_results,
+                parent_hears_what_matters=self._hears_what_matters,
             )
+            for view in planned.values()
+        ]
+        if self._hears_what_matters and workflow.patched(CHECKINS_IN_ONE_LOOP):
+            await self._start_checkin_loop(follow_throughs)
+        else:
+            for inp in follow_throughs:
+                self._children[inp.action.action_id] = await self._start_action(ActionFollowThroughWorkflow.run, inp)
         children = list(self._children.values())
         if reads_results:
             for child in children:
@@ -271,6 +277,36 @@ class EngagementWorkflow:
         for child in children:
             closed = await child
             self._actions[closed.action_id] = closed
+        if self._loop is not None:
+            await self._loop
+
+    async def _start_checkin_loop(self, follow_throughs: list[FollowThroughInput]) -> None:
+        """Each action's own workflow first (the loop tells them of every change), then the loop."""
+        own_id = workflow.info().workflow_id
+        for inp in follow_throughs:
+            self._children[inp.action.action_id] = await self._start_action(ActionWorkflow.run, ActionInput(
+                engagement_id=self._id, client=self._scoping.client, action=inp.action,
+                checkin_loop_id=f"{own_id}/checkins"), view=inp.action)
+        self._loop = await workflow.start_child_workflow(
+            checkin_loop.CheckInLoopWorkflow.run,
+            CheckInLoopInput(engagement_id=self._id, parent_workflow_id=own_id, client=self._scoping.client,
+                             follow_throughs=follow_throughs),
+            id=f"{own_id}/checkins",
+            static_summary=f"Check-ins of {len(follow_throughs)} actions of {self._scoping.client}",
+            static_details=", ".join(f"{i.action.action_id} ({i.action.owner.name}, {i.action.owner.timezone})"
+                                     for i in follow_throughs),
+        )
+
+    async def _start_action(self, run: Any, inp: BaseModel, view: ActionView | None = None) -> Any:
+        view = view or inp.action  # type: ignore[attr-defined]
+        return await workflow.start_child_workflow(
+            run, inp,
+            id=f"{workflow.info().workflow_id}/{view.action_id}",
+            static_summary=f"{view.action_id} '{view.title}' ({view.owner.name})",
+            static_details=(f"Owner {view.owner.name} <{view.owner.email}>, {view.owner.timezone}; "
+                            f"due {view.due}; {view.metric.name}: {view.metric.baseline:g} -> "
+                            f"{view.metric.target:g} {view.metric.unit}"),
+        )
 
     async def _take_result(self, child: workflow.ChildWorkflowHandle[Any, ActionView]) -> None:
         self._view_changed(await child)
@@ -283,12 +319,16 @@ class EngagementWorkflow:
 
     async def _cancelled(self) -> None:
         assert self._cancel is not None
+        if self._loop is not None and any(v.closed_reason is None for v in self._actions.values()):
+            await self._loop.signal(checkin_loop.CheckInLoopWorkflow.stop)
         for view_id, child in self._children.items():
-            if self._actions[view_id].closed_reason is None:
+            if self._loop is None and self._actions[view_id].closed_reason is None:
                 await child.signal(ActionFollowThroughWorkflow.stop)
         for child in self._children.values():
             closed = await child
             self._actions[closed.action_id] = closed
+        if self._loop is not None:
+            await self._loop
         session = self._session
         if self._calendars_stay_right():
             await self._withdraw_calendar_entries()
@@ -456,7 +496,7 @@ class EngagementWorkflow:
     @workflow.update
     async def report_metric(self, raw: Any) -> ActionView:
         request = _parse(ReportMetric, raw)
-        return await self._forward(request.action_id, ActionFollowThroughWorkflow.report, request,
+        return await self._forward(request.action_id, "report", request,
                                    counter="values_received", what=f"this value ({request.value:g})")
 
     @report_metric.validator
@@ -467,7 +507,7 @@ class EngagementWorkflow:
     @workflow.update
     async def snooze_action(self, raw: Any) -> ActionView:
         request = _parse(SnoozeAction, raw)
-        return await self._forward(request.action_id, ActionFollowThroughWorkflow.snooze, request,
+        return await self._forward(request.action_id, "snooze", request,
                                    counter="snoozes", what="this snooze")
 
     @snooze_action.validator
@@ -481,7 +521,7 @@ class EngagementWorkflow:
     async def block_action(self, raw: Any) -> ActionView:
         """The owner reports the action blocked, with a reason: the consultant is told at once."""
         request = _parse(BlockAction, raw)
-        return await self._forward(request.action_id, ActionFollowThroughWorkflow.block, request,
+        return await self._forward(request.action_id, "block", request,
                                    counter=None, what="this report")
 
     @block_action.validator
@@ -545,19 +585,24 @@ class EngagementWorkflow:
         _parse(CancelEngagement, raw)
         self._require_open()
 
-    async def _forward(self, action_id: str, signal: Any, request: ReportMetric | SnoozeAction | BlockAction, *,
-                       counter: str | None, what: str) -> ActionView:
+    async def _forward(self, action_id: str, signal_name: str, request: ReportMetric | SnoozeAction | BlockAction,
+                       *, counter: str | None, what: str) -> ActionView:
         """Hand an owner's input to the action's follow-through and answer once it has given its verdict on
-        it: applied (the caller sees the resulting status and next check-in) or rejected, by name.
+        it: applied (the caller sees the resulting status and next check-in) or rejected, by name. The
+        follow-through is the engagement's check-in loop, or (begun before CHECKINS_IN_ONE_LOOP) the action's own.
 
         The input's answer id is this update's id, so each of many answers arriving at once waits for its own
         verdict; a sender retrying with the same id (a double submit, a redelivered reply) is answered once."""
+        signal = getattr(ActionFollowThroughWorkflow, signal_name)
         if counter is not None and not workflow.patched(ANSWER_VERDICTS):
             return await self._forward_counted(action_id, signal, request, counter=counter, what=what)
         answer_id = workflow.current_update_info().id  # type: ignore[union-attr]
         request = request.model_copy(update={"answer_id": answer_id})
         try:
-            await self._children[action_id].signal(signal, request)
+            if self._loop is not None:
+                await self._loop.signal(getattr(checkin_loop.CheckInLoopWorkflow, signal_name), request)
+            else:
+                await self._children[action_id].signal(signal, request)
         except Exception:  # noqa: BLE001 - the follow-through has completed: the input cannot reach it
             await workflow.wait_condition(lambda: self._actions[action_id].closed_reason is not None)
         await workflow.wait_condition(lambda: self._verdict(action_id, answer_id) is not None
@@ -711,8 +756,8 @@ class EngagementWorkflow:
         views = self._actions.values()
         open_ = sum(v.closed_reason is None for v in views)
         at_risk = sum(v.status is ActionStatus.at_risk and v.closed_reason is None for v in views)
-        return (f"{open_} of {len(views)} actions open, {at_risk} at risk; each action's workflow shows its "
-                "next check-in")
+        where = "the check-in loop" if self._loop is not None else "each action's workflow"
+        return f"{open_} of {len(views)} actions open, {at_risk} at risk; {where} shows the next check-in"
 
     def _next_checkin_line(self) -> str:
         upcoming = [v for v in self._actions.values() if v.next_checkin_at is not None and v.closed_reason is None]

@@ -45,9 +45,12 @@ def _count(counter: tuple[str, str], label: str) -> None:
     workflow.metric_meter().create_counter(name, description).add(1, {"source": label})
 
 
-@workflow.defn
-class ActionFollowThroughWorkflow:
-    @workflow.init
+class FollowThrough:
+    """One action's follow-through: its state and every rule of its check-ins, reminders, misses, escalations,
+    values, snoozes, blocks and close. Run by its own workflow (ActionFollowThroughWorkflow) or, since
+    CHECKINS_IN_ONE_LOOP, as one of the tracks of its engagement's check-in loop (workflows/checkin_loop.py),
+    which overrides how it records, sends, waits and tells."""
+
     def __init__(self, inp: FollowThroughInput) -> None:
         self._in = inp
         carry = inp.carry or FollowThroughCarry(view=inp.action)
@@ -67,34 +70,13 @@ class ActionFollowThroughWorkflow:
         self._by_history = False  # decisions by `_known` (CLOCK_FROM_HISTORY), decided once per run
         self._attributes: dict[str, object] = {}  # the search attributes this run has set (`_publish`)
 
-    # --- inputs from the parent -----------------------------------------------------------------------
-
-    @workflow.signal
-    def report(self, value: ReportMetric) -> None:
-        self._values.append(value)
-
-    @workflow.signal
-    def snooze(self, request: SnoozeAction) -> None:
-        self._snoozes.append(request)
-
-    @workflow.signal
-    def block(self, request: BlockAction) -> None:
-        self._blocks.append(request)
-
-    @workflow.signal
-    def stop(self) -> None:
-        self._stop_requested = True
-
-    @workflow.query
-    def view(self) -> ActionView:
-        return self._view
+    def _has_inputs(self) -> bool:
+        return bool(self._values or self._snoozes or self._blocks or self._stop_requested)
 
     # --- the run ------------------------------------------------------------------------------------------
 
-    @workflow.run
-    async def run(self, inp: FollowThroughInput) -> ActionView:
-        # Runs recorded before this patch keep deciding by workflow.now() (`_now`) until they continue as new.
-        self._by_history = workflow.patched(CLOCK_FROM_HISTORY)
+    async def follow(self) -> ActionView:
+        inp = self._in
         if self._view.next_checkin_at is None and self._view.checkins_sent == 0:
             await self._schedule_first_checkin()
         self._publish()
@@ -193,7 +175,7 @@ class ActionFollowThroughWorkflow:
         what = "the horizon" if deadline == self._in.horizon_end else self._label(deadline)
         try:
             await workflow.wait_condition(
-                lambda: bool(self._values or self._snoozes or self._blocks or self._stop_requested),
+                self._has_inputs,
                 timeout=timeout,
                 timeout_summary=f"Wait for a value of '{self._view.title}' until {what}",
             )
@@ -319,7 +301,7 @@ class ActionFollowThroughWorkflow:
                                         f"{self._label(due_at)}")
         # Newer runs append the check-in's events in the activity that sends the request: one activity and one
         # workflow task fewer per check-in (a burst of check-ins is mostly workflow tasks).
-        in_one = workflow.patched(CHECKIN_IN_ONE_ACTIVITY)
+        in_one = self._checkin_in_one_activity()
         await self._send(request, *(items if in_one else ()))
         view.checkins_sent = number
         view.next_checkin_at = upcoming
@@ -449,6 +431,47 @@ class ActionFollowThroughWorkflow:
         carry = FollowThroughCarry(view=self._view, pending_number=self._pending, answered=self._answered,
                                    reminder_at=self._reminder_at, reminded=self._reminded)
         workflow.continue_as_new(self._in.model_copy(update={"carry": carry}))
+
+    def _checkin_in_one_activity(self) -> bool:
+        return workflow.patched(CHECKIN_IN_ONE_ACTIVITY)
+
+
+@workflow.defn
+class ActionFollowThroughWorkflow(FollowThrough):
+    """One action's follow-through in a workflow of its own: every engagement begun before CHECKINS_IN_ONE_LOOP
+    (workflows/engagement.py), whose follow-throughs keep running as they began."""
+
+    @workflow.init
+    def __init__(self, inp: FollowThroughInput) -> None:
+        super().__init__(inp)
+
+    # --- inputs from the parent -----------------------------------------------------------------------
+
+    @workflow.signal
+    def report(self, value: ReportMetric) -> None:
+        self._values.append(value)
+
+    @workflow.signal
+    def snooze(self, request: SnoozeAction) -> None:
+        self._snoozes.append(request)
+
+    @workflow.signal
+    def block(self, request: BlockAction) -> None:
+        self._blocks.append(request)
+
+    @workflow.signal
+    def stop(self) -> None:
+        self._stop_requested = True
+
+    @workflow.query
+    def view(self) -> ActionView:
+        return self._view
+
+    @workflow.run
+    async def run(self, inp: FollowThroughInput) -> ActionView:
+        # Runs recorded before this patch keep deciding by workflow.now() (`_now`) until they continue as new.
+        self._by_history = workflow.patched(CLOCK_FROM_HISTORY)
+        return await self.follow()
 
 
 # The parent, by reference for its signal. Imported last, as a module: workflows/engagement.py imports this module

@@ -50,6 +50,15 @@ async def send(message: OutboundMessage, *items: tuple[str, Event]) -> SendResul
     )
 
 
+async def send_many(messages: list[OutboundMessage], summary: str) -> list[SendResult]:
+    """Send several messages of one engagement in one activity (a check-in loop's round), each once, each with
+    its own events; a result per message, in order."""
+    return await workflow.execute_activity_method(
+        NotifyActivities.send_messages, messages, start_to_close_timeout=IO_TIMEOUT * len(messages),
+        retry_policy=IO_RETRY, summary=summary,
+    )
+
+
 async def put_on_calendar(request: CalendarUpsert, summary: str) -> None:
     """Store a calendar entry (the session, an action's due date) on the CalDAV server, by its UID."""
     await workflow.execute_activity_method(
