@@ -15,6 +15,7 @@ import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
+from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
     from domain.schedule import local_label
@@ -278,8 +279,13 @@ class CheckInLoopWorkflow:
             engagement_workflow = engagement.EngagementWorkflow
             await workflow.get_external_workflow_handle_for(
                 engagement_workflow.run, self._in.parent_workflow_id).signal(engagement_workflow.action_changed, view)
-        await workflow.get_external_workflow_handle_for(
-            ActionWorkflow.run, f"{self._in.parent_workflow_id}/{view.action_id}").signal(ActionWorkflow.changed, view)
+        own = workflow.get_external_workflow_handle_for(ActionWorkflow.run,
+                                                        f"{self._in.parent_workflow_id}/{view.action_id}")
+        try:
+            await own.signal(ActionWorkflow.changed, view)
+        except FailureError as exc:  # ended by hand (terminated in the UI): it only shows the action
+            workflow.logger.warning("the action's own workflow is gone", extra={"action_id": view.action_id,
+                                                                                "error": str(exc)})
 
     def _publish(self) -> None:
         """The engagement's next check-in (`NextCheckInAt < "..."` finds the loops with a check-in due), in
