@@ -1,4 +1,6 @@
-"""ActionFollowThroughWorkflow: one per action, from assignment to achieved, the horizon, or a cancel.
+"""An action's follow-through, from assignment to achieved, the horizon, or a cancel: its rules (`FollowThrough`),
+run as a track of its engagement's check-in loop (workflows/checkin_loop.py, since CHECKINS_IN_ONE_LOOP) or, in
+engagements begun before it, in a workflow of its own (`ActionFollowThroughWorkflow`).
 
 Check-in requests go out at the cadence, at the owner's local time; one reminder when a request goes
 unanswered; after `escalate_after_missed` misses in a row the sponsor is told. Values and snoozes arrive as
