@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
     from workflows.action import ActionWorkflow
     from workflows.follow_through import FollowThrough
-    from workflows.steps import new_events, record, send_many
+    from workflows.steps import record, send_many, with_events
 
 
 class Round:
@@ -118,17 +118,6 @@ class Track(FollowThrough):
     def view_now(self) -> ActionView:
         return self._view
 
-    def take(self, request: ReportMetric | SnoozeAction | BlockAction) -> None:
-        if isinstance(request, ReportMetric):
-            self._values.append(request)
-        elif isinstance(request, SnoozeAction):
-            self._snoozes.append(request)
-        else:
-            self._blocks.append(request)
-
-    def stop(self) -> None:
-        self._stop_requested = True
-
     def waiting(self) -> bool:
         """Waiting, with nothing to wake it: no input and its deadline not reached."""
         return self.done or (self.deadline is not None and not self._has_inputs()
@@ -151,9 +140,7 @@ class Track(FollowThrough):
         self._saw(await self._loop.round.record(items, text))
 
     async def _send(self, message: OutboundMessage, *items: tuple[str, ev.Event]) -> None:
-        if items:
-            message = message.model_copy(update={"events": new_events(message.engagement_id, items)})
-        result = await self._loop.round.send(message)
+        result = await self._loop.round.send(with_events(message, items))
         if result.refused is not None:
             workflow.logger.error("message refused for good", extra={"key": message.key, "why": result.refused})
         self._saw(result.at)

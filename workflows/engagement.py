@@ -286,7 +286,7 @@ class EngagementWorkflow:
         for inp in follow_throughs:
             self._children[inp.action.action_id] = await self._start_action(ActionWorkflow.run, ActionInput(
                 engagement_id=self._id, client=self._scoping.client, action=inp.action,
-                checkin_loop_id=f"{own_id}/checkins"), view=inp.action)
+                checkin_loop_id=f"{own_id}/checkins"))
         self._loop = await workflow.start_child_workflow(
             checkin_loop.CheckInLoopWorkflow.run,
             CheckInLoopInput(engagement_id=self._id, parent_workflow_id=own_id, client=self._scoping.client,
@@ -297,8 +297,8 @@ class EngagementWorkflow:
                                      for i in follow_throughs),
         )
 
-    async def _start_action(self, run: Any, inp: BaseModel, view: ActionView | None = None) -> Any:
-        view = view or inp.action  # type: ignore[attr-defined]
+    async def _start_action(self, run: Any, inp: FollowThroughInput | ActionInput) -> Any:
+        view = inp.action
         return await workflow.start_child_workflow(
             run, inp,
             id=f"{workflow.info().workflow_id}/{view.action_id}",

@@ -72,6 +72,18 @@ class FollowThrough:
         self._by_history = False  # decisions by `_known` (CLOCK_FROM_HISTORY), decided once per run
         self._attributes: dict[str, object] = {}  # the search attributes this run has set (`_publish`)
 
+    def take(self, request: ReportMetric | SnoozeAction | BlockAction) -> None:
+        """An owner's input, validated by the engagement, applied at the run's next step."""
+        if isinstance(request, ReportMetric):
+            self._values.append(request)
+        elif isinstance(request, SnoozeAction):
+            self._snoozes.append(request)
+        else:
+            self._blocks.append(request)
+
+    def stop(self) -> None:
+        self._stop_requested = True
+
     def _has_inputs(self) -> bool:
         return bool(self._values or self._snoozes or self._blocks or self._stop_requested)
 
@@ -451,19 +463,19 @@ class ActionFollowThroughWorkflow(FollowThrough):
 
     @workflow.signal
     def report(self, value: ReportMetric) -> None:
-        self._values.append(value)
+        self.take(value)
 
     @workflow.signal
     def snooze(self, request: SnoozeAction) -> None:
-        self._snoozes.append(request)
+        self.take(request)
 
     @workflow.signal
     def block(self, request: BlockAction) -> None:
-        self._blocks.append(request)
+        self.take(request)
 
     @workflow.signal
     def stop(self) -> None:
-        self._stop_requested = True
+        super().stop()
 
     @workflow.query
     def view(self) -> ActionView:

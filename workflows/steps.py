@@ -42,12 +42,18 @@ async def send(message: OutboundMessage, *items: tuple[str, Event]) -> SendResul
     activity. Not a local activity: one runs inside a workflow task that may fail and be retried on a history
     with more in it (a value that closed the action meanwhile), so it could send what the workflow never
     decided (measured: `bench/chaos.py` caught it)."""
-    if items:
-        message = message.model_copy(update={"events": new_events(message.engagement_id, items)})
     return await workflow.execute_activity_method(
-        NotifyActivities.send_message, message, start_to_close_timeout=IO_TIMEOUT, retry_policy=IO_RETRY,
+        NotifyActivities.send_message, with_events(message, items), start_to_close_timeout=IO_TIMEOUT,
+        retry_policy=IO_RETRY,
         summary=message.summary or f"Send {message.kind.value} to {message.to.email}",
     )
+
+
+def with_events(message: OutboundMessage, items: tuple[tuple[str, Event], ...]) -> OutboundMessage:
+    """`message` carrying its step's own events, appended with its `message_sent` by the activity that sends it."""
+    if not items:
+        return message
+    return message.model_copy(update={"events": new_events(message.engagement_id, items)})
 
 
 async def send_many(messages: list[OutboundMessage], summary: str) -> list[SendResult]:
