@@ -119,7 +119,7 @@ class Stack:
     def __init__(self, folder: Path, *, persistent: bool = False, fast_sqlite: bool = True) -> None:
         self.folder = folder
         self.temporal = TemporalDevServer(folder / "temporal", free_port(), free_port(), persistent=persistent,
-                                          fast_sqlite=fast_sqlite)
+                                          fast_sqlite=fast_sqlite, ports_are_free_to_change=True)
         self.postgres = EmbeddedPostgres(folder / "pg", free_port())
         self.mail = MailSinkProcess(folder / "mail", free_port())
         self.radicale = RadicaleServer(folder / "radicale", free_port())
@@ -504,7 +504,8 @@ async def sqlite_pragmas(n: int) -> dict[str, Any]:
     rates = {}
     for label, fast in (("default", False), ("wal", True)):
         folder = Path(tempfile.mkdtemp(prefix=f"engage-sqlite-{label}-"))
-        server = TemporalDevServer(folder, free_port(), free_port(), persistent=True, fast_sqlite=fast)
+        server = TemporalDevServer(folder, free_port(), free_port(), persistent=True, fast_sqlite=fast,
+                                   ports_are_free_to_change=True)
         server.start()
         try:
             client = await connect(Settings(_env_file=None, temporal_address=server.address))  # type: ignore[call-arg]

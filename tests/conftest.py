@@ -160,12 +160,21 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
-        dev_server_existing_path=shutil.which("temporal", path=str(BIN)) or "temporal",
-        search_attributes=ALL_KEYS,
-        dev_server_extra_args=["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"],
-    )
+    for attempt in (1, 2, 3):
+        try:
+            env = await WorkflowEnvironment.start_local(
+                data_converter=pydantic_data_converter,
+                dev_server_existing_path=shutil.which("temporal", path=str(BIN)) or "temporal",
+                search_attributes=ALL_KEYS,
+                dev_server_extra_args=["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma",
+                                       "synchronous=normal"],
+            )
+            break
+        except RuntimeError:
+            # The dev server picks its internal ports itself and can lose one to a parallel test's server
+            # (devstack/temporal.py `wait_ready`): start it again rather than fail a whole worker's tests.
+            if attempt == 3:
+                raise
     yield env
     await env.shutdown()
 

@@ -20,6 +20,7 @@ import psutil
 import pytest
 
 from devstack.process import free_port, port_is_free
+from devstack.temporal import TemporalDevServer
 
 ENGAGE = str(Path(sys.executable).parent / "engage")
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -152,6 +153,32 @@ def test_a_taken_port_is_one_clear_line_and_exit_3(tmp_path: Path) -> None:
     assert len(lines) == 1, result.stderr
     assert str(dev.ports["temporal"]) in lines[0] and "--temporal-port" in lines[0]
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_a_throwaway_temporal_server_that_lost_its_port_to_another_process_starts_again_elsewhere(
+        tmp_path: Path) -> None:
+    """The lost race of a CI run (session 10): a port Temporal was to bind was taken first. A benchmark's or a
+    test's server starts again; `engage dev`'s keeps the port its user named and says which one is taken. The
+    internal ports the server picks itself cannot be taken on purpose; its front-end port shows the same path
+    (the same log line, the same relaunch)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        held = int(taken.getsockname()[1])
+        kept = TemporalDevServer(tmp_path / "kept", held, free_port(), persistent=False)
+        with pytest.raises(RuntimeError, match=f"port {held} is taken"):
+            kept.start()
+        kept.stop()
+        moved = TemporalDevServer(tmp_path / "moved", held, free_port(), persistent=False,
+                                  ports_are_free_to_change=True)
+        try:
+            moved.start()
+            assert moved.port != held
+            with socket.create_connection(("127.0.0.1", moved.port), timeout=5):
+                pass
+            assert moved.proc is not None and moved.proc.poll() is None
+        finally:
+            moved.stop()
 
 
 def test_postgres_unreachable_is_exit_3_naming_the_setting() -> None:
