@@ -5,12 +5,13 @@
 Starts its own stack on free loopback ports (an in-memory Temporal dev server, embedded Postgres, the SMTP
 sink, Radicale), then measures:
 - the real loop, at a pace this machine sustains: N engagements are started (set-up), then arrive one every
-  `arrival_gap_s` (paced: slower while the walks lag): format, session, outcomes, and 3 actions with a check-in
-  every 4 s to the horizon, at least 3 each (asserted from the outbox); the owners stay silent, so reminders and
-  escalations go out too. Against bare Temporal doing the same work at the same pace on the same server (a
-  parent with as many no-op activities and timers as ours averaged, one child per action with as many check-ins,
-  each a timer then a no-op): overhead_ratio (engagements/s, ours over bare) and checkins_per_s against
-  bare_checkins_per_s (between the first and the last tenth of the check-ins);
+  `arrival_gap_s` (paced: slower while the walks or the first check-ins lag, `first_checkin_late_s_*`): format,
+  session, outcomes, and 3 actions with a check-in every 4 s to the horizon, at least 3 each (asserted from the
+  outbox and the histories); the owners stay silent, so reminders and escalations go out too. Against bare
+  Temporal doing the same work at the same pace on the same server (a parent with as many no-op activities and
+  timers as ours averaged, one child per action with as many check-ins, each a timer then a no-op):
+  overhead_ratio (engagements/s, ours over bare) and checkins_per_s against bare_checkins_per_s (between the
+  first and the last tenth of the check-ins);
 - events_per_s_batched, batched_vs_naive: event-store appends in the batches the activities send, through the
   worker's group-commit writer, against one event per transaction;
 - cli_help_s, cli_status_s: medians of 10 runs of `engage --help` and `engage status ENG`;
@@ -88,6 +89,8 @@ HORIZON_S = 24
 SESSION_LEAD_S = 3  # a session is booked this far ahead
 PACE_FACTOR = 16  # an engagement arrives every PACE_FACTOR x (set-up time per engagement) to begin with
 MIN_GAP_S = 0.5  # and never closer than this
+# A first check-in later than this slows arrivals: the third may be up to 12 s late and still inside the horizon.
+FIRST_CHECKIN_SLACK_S = 3.0
 console = Console(stderr=True)
 
 
@@ -193,28 +196,44 @@ async def patiently(call: Callable[[], Awaitable[T]], what: str) -> T:
 
 
 class Pace:
-    """When the next engagement arrives. A walk from the format to the outcomes takes about the session's lead
-    while the worker keeps up; a longer one means workflow tasks are queueing, and check-ins would go out late
-    (past their horizon), so arrivals slow down at once, and speed up again slowly while walks are prompt."""
+    """When the next engagement arrives. A walk from the format to the outcomes takes about the session's lead,
+    and a first check-in goes out about CADENCE_S after the outcomes, while the worker keeps up. Longer means
+    workflow tasks are queueing, and check-ins would go out late (past their horizon: on one core, a run that
+    watched only the walks left actions with fewer than CHECKINS), so arrivals slow down at once, and speed up
+    again slowly while both are prompt."""
 
     def __init__(self, gap: float) -> None:
         self.floor = self.gap = gap
+        self.late: list[float] = []  # how late each engagement's first check-in went out, in seconds
 
-    def walked(self, seconds: float) -> None:
-        if seconds > SESSION_LEAD_S + 2.5:
+    def observed(self, walk_s: float, first_checkin_late_s: float) -> None:
+        self.late.append(first_checkin_late_s)
+        if walk_s > SESSION_LEAD_S + 2.5 or first_checkin_late_s > FIRST_CHECKIN_SLACK_S:
             self.gap = min(self.gap * 1.5, 10.0)
         else:
             self.gap = max(self.gap * 0.9, self.floor)
 
 
-async def run_engagement(handle: EngagementHandle, pace: Pace) -> None:
+async def first_checkin_at(pool: asyncpg.Pool, engagement_id: str) -> datetime:
+    """When the relay took the engagement's first check-in request (the outbox), waited for."""
+    while True:
+        at = await pool.fetchval("SELECT min(sent_at) FROM outbox WHERE engagement_id = $1 AND status = 'sent'"
+                                 " AND kind = 'checkin_request'", engagement_id)
+        if at is not None:
+            return at  # type: ignore[no-any-return]
+        await asyncio.sleep(0.5)
+
+
+async def run_engagement(handle: EngagementHandle, pace: Pace, pool: asyncpg.Pool) -> None:
     """From choosing the format to closed: the session, the outcomes, then every action's check-ins to its
     horizon."""
     began = time.monotonic()
     await walk_to_follow_through(handle, bench_outcomes(datetime.now(UTC).date()), session_soon,
                                  format=EngagementFormat.combined, session_attempts=10, outcomes_attempts=60,
                                  retry_every=timedelta(seconds=0.5), update_ids=f"{handle.id}/", call=patiently)
-    pace.walked(time.monotonic() - began)
+    walked_at, walk_s = datetime.now(UTC), time.monotonic() - began
+    first = await first_checkin_at(pool, handle.id)
+    pace.observed(walk_s, (first - walked_at).total_seconds() - CADENCE_S)
     status = await handle.result()
     assert status.phase is ev.Phase.closed, status.phase
 
@@ -339,7 +358,7 @@ async def throughput(n: int, settings: Settings, pool: asyncpg.Pool) -> dict[str
         tasks, offsets = [], []
         for handle in handles:
             offsets.append(time.monotonic() - began)
-            tasks.append(asyncio.create_task(run_engagement(handle, pace)))
+            tasks.append(asyncio.create_task(run_engagement(handle, pace, pool)))
             await asyncio.sleep(pace.gap)
         await asyncio.gather(*tasks)
         ours_s = time.monotonic() - began
@@ -366,6 +385,8 @@ async def throughput(n: int, settings: Settings, pool: asyncpg.Pool) -> dict[str
             "overhead_ratio": round(ours / bare, 3), "engagement_wall_s": round(ours_s, 2),
             "baseline_wall_s": round(bare_s, 2), "setup_s": round(setup_s, 2), "arrival_gap_s": round(gap, 3),
             "checkins": len(sent), "min_checkins_per_action": min(actions.values()),
+            "first_checkin_late_s_median": round(statistics.median(pace.late), 2),
+            "first_checkin_late_s_max": round(max(pace.late), 2),
             "min_checkins_in_a_history": min(in_histories),
             "checkins_per_s": round(ours_rate, 2), "bare_checkins_per_s": round(bare_rate, 2),
             "checkins_vs_bare": round(ours_rate / bare_rate, 3) if bare_rate else None,

@@ -8,7 +8,8 @@ old paths keep replaying: `v1_*` from before the `parent-reads-child-results` pa
 from before `calendars-stay-right` (issue 17: the consultant's copy, RSVP reminders, morning pre-read reminders,
 every calendar entry withdrawn on a cancel), `v5_*` from before `clock-from-history`, `v6_*` from before
 `session-recorded-first`, `v7_*` from before `parent-hears-what-matters` (issue 18: a routine check-in no longer
-wakes the engagement), `v8_*` from before `checkins-in-one-loop` (issue 18: one check-in loop per engagement).
+wakes the engagement), `v8_*` from before `checkins-in-one-loop` (issue 18: one check-in loop per engagement),
+`v9_*` from before `children-start-together` (the actions' workflows and the loop started in one workflow task).
 tests/test_takeover.py adds the histories of an engagement begun by a worker of older code and finished by the
 current one (`takeover_*`)."""
 
@@ -44,6 +45,7 @@ def test_histories_were_recorded() -> None:
     assert "v7_lifecycle_closed.A1.run1.json" in names, "a run from before the parent-hears-what-matters patch"
     assert "v8_lifecycle_closed.A1.run1.json" in names, "a run from before the checkins-in-one-loop patch"
     assert "lifecycle_closed.checkins.run1.json" in names, "an engagement's check-in loop"
+    assert "v9_lifecycle_closed.checkins.run1.json" in names, "a run from before the children-start-together patch"
 
 
 @pytest.mark.parametrize("sandbox", [True, False], ids=["sandboxed", "unsandboxed"])

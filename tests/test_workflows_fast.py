@@ -230,6 +230,16 @@ async def test_checkins_due_together_go_out_in_one_activity_and_each_action_keep
         told = [e for e in (await own.fetch_history()).events
                 if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED]
         assert len(told) == 3, "two misses and the close: not the routine check-ins"
+    # The three actions' workflows and the loop are started by one workflow task of the engagement
+    # (children-start-together): commands of one task sit between two WORKFLOW_TASK_COMPLETED events.
+    tasks, starts = 0, []
+    for e in (await handle.fetch_history()).events:
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            tasks += 1
+        elif e.event_type == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
+            starts.append((tasks, e.start_child_workflow_execution_initiated_event_attributes.workflow_id))
+    assert [i for _, i in starts] == [f"{handle.id}/{a}" for a in ("A1", "A2", "A3", "checkins")]
+    assert len({task for task, _ in starts}) == 1, starts
 
 
 async def test_a_cancel_in_follow_through_stops_every_action_and_reports(run: Run) -> None:

@@ -7,6 +7,7 @@ awaited step; the rules (format, schedule, status) live in `domain/`.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from datetime import datetime, time, timedelta
 from typing import Any, TypeVar
 
@@ -96,6 +97,10 @@ PARENT_HEARS_WHAT_MATTERS = "parent-hears-what-matters"
 # and one activity (workflows/checkin_loop.py); each action keeps a workflow of its own, told of what changes it
 # (workflows/action.py). Measured on bare Temporal first: a tenth of the time of one workflow per action.
 CHECKINS_IN_ONE_LOOP = "checkins-in-one-loop"
+# Issue 18: the actions' own workflows and the check-in loop are started in one workflow task, not one task each.
+# The horizon runs from the outcomes: on one busy core, five round trips through the task queue held the loop back
+# until a first check-ins' time had passed (`taskset -c 0 bench/run.py`, docs/BENCHMARKS.md).
+CHILDREN_START_TOGETHER = "children-start-together"
 
 
 def _parse(model: type[M], raw: Any) -> M:
@@ -281,13 +286,25 @@ class EngagementWorkflow:
             await self._loop
 
     async def _start_checkin_loop(self, follow_throughs: list[FollowThroughInput]) -> None:
-        """Each action's own workflow first (the loop tells them of every change), then the loop."""
+        """Each action's own workflow first (the loop tells them of every change), then the loop: since
+        CHILDREN_START_TOGETHER, all in one workflow task, in that order."""
         own_id = workflow.info().workflow_id
-        for inp in follow_throughs:
-            self._children[inp.action.action_id] = await self._start_action(ActionWorkflow.run, ActionInput(
-                engagement_id=self._id, client=self._scoping.client, action=inp.action,
-                checkin_loop_id=f"{own_id}/checkins"))
-        self._loop = await workflow.start_child_workflow(
+        starts = [self._start_action(ActionWorkflow.run, ActionInput(
+                      engagement_id=self._id, client=self._scoping.client, action=inp.action,
+                      checkin_loop_id=f"{own_id}/checkins"))
+                  for inp in follow_throughs]
+        if workflow.patched(CHILDREN_START_TOGETHER):
+            started = await asyncio.gather(*starts, self._start_loop(follow_throughs))
+            actions, self._loop = started[:-1], started[-1]
+        else:
+            actions = [await start for start in starts]
+            self._loop = await self._start_loop(follow_throughs)
+        for inp, handle in zip(follow_throughs, actions, strict=True):
+            self._children[inp.action.action_id] = handle
+
+    def _start_loop(self, follow_throughs: list[FollowThroughInput]) -> Awaitable[workflow.ChildWorkflowHandle]:
+        own_id = workflow.info().workflow_id
+        return workflow.start_child_workflow(
             checkin_loop.CheckInLoopWorkflow.run,
             CheckInLoopInput(engagement_id=self._id, parent_workflow_id=own_id, client=self._scoping.client,
                              follow_throughs=follow_throughs),
