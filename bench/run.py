@@ -5,13 +5,13 @@
 Starts its own stack on free loopback ports (an in-memory Temporal dev server, embedded Postgres, the SMTP
 sink, Radicale), then measures:
 - the real loop, at a pace this machine sustains: N engagements are started (set-up), then arrive one every
-  `arrival_gap_s` (paced: slower while the walks or the first check-ins lag, `first_checkin_late_s_*`): format,
-  session, outcomes, and 3 actions with a check-in every 4 s to the horizon, at least 3 each (asserted from the
-  outbox and the histories); the owners stay silent, so reminders and escalations go out too. Against bare
-  Temporal doing the same work at the same pace on the same server (a parent with as many no-op activities and
-  timers as ours averaged, one child per action with as many check-ins, each a timer then a no-op):
-  overhead_ratio (engagements/s, ours over bare) and checkins_per_s against bare_checkins_per_s (between the
-  first and the last tenth of the check-ins);
+  `arrival_gap_s` at most, and no more under way at once than keep their walks and first check-ins on time
+  (`max_under_way`, `first_checkin_late_s_*`): format, session, outcomes, and 3 actions with a check-in every 4 s
+  to the horizon, at least 3 each (asserted from the outbox and the histories); the owners stay silent, so
+  reminders and escalations go out too. Against bare Temporal doing the same work at the same pace on the same
+  server (a parent with as many no-op activities and timers as ours averaged, one child per action with as many
+  check-ins, each a timer then a no-op): overhead_ratio (engagements/s, ours over bare) and checkins_per_s against
+  bare_checkins_per_s (between the first and the last tenth of the check-ins);
 - events_per_s_batched, batched_vs_naive: event-store appends in the batches the activities send, through the
   worker's group-commit writer, against one event per transaction;
 - cli_help_s, cli_status_s: medians of 10 runs of `engage --help` and `engage status ENG`;
@@ -91,6 +91,7 @@ PACE_FACTOR = 16  # an engagement arrives every PACE_FACTOR x (set-up time per e
 MIN_GAP_S = 0.5  # and never closer than this
 # A first check-in later than this slows arrivals: the third may be up to 12 s late and still inside the horizon.
 FIRST_CHECKIN_SLACK_S = 3.0
+MAX_UNDER_WAY = 40  # engagements under way at once, at most
 console = Console(stderr=True)
 
 
@@ -196,46 +197,67 @@ async def patiently(call: Callable[[], Awaitable[T]], what: str) -> T:
 
 
 class Pace:
-    """When the next engagement arrives. A walk from the format to the outcomes takes about the session's lead,
-    and a first check-in goes out about CADENCE_S after the outcomes, while the worker keeps up. Longer means
-    workflow tasks are queueing, and check-ins would go out late (past their horizon: on one core, a run that
-    watched only the walks left actions with fewer than CHECKINS), so arrivals slow down at once, and speed up
-    again slowly while both are prompt."""
+    """How many engagements may be under way at once (from arrival to closed): as many as this machine keeps on
+    time. A walk from the format to the outcomes takes about the session's lead, and a first check-in goes out
+    about CADENCE_S after the outcomes, while the worker keeps up; later means workflow tasks are queueing and
+    check-ins would miss their horizon. A fixed gap between arrivals, even one that grew while walks were slow,
+    left 291 of 600 actions short of CHECKINS on one core (session 10): the feedback came after many more had
+    arrived. So the number under way is bounded and adapts as TCP's window does: one more per prompt engagement
+    until the first late one, then a fraction of one; a late one cuts it by 30 %."""
 
     def __init__(self, gap: float) -> None:
-        self.floor = self.gap = gap
+        self.gap = gap  # between two arrivals, at least
+        self.limit = 2.0
+        self.under_way = 0
+        self.seen_late = False
         self.late: list[float] = []  # how late each engagement's first check-in went out, in seconds
+        self.peak = 0
+
+    async def admit(self) -> None:
+        while self.under_way >= int(self.limit):
+            await asyncio.sleep(0.1)
+        self.under_way += 1
+        self.peak = max(self.peak, self.under_way)
+
+    def done(self) -> None:
+        self.under_way -= 1
 
     def observed(self, walk_s: float, first_checkin_late_s: float) -> None:
         self.late.append(first_checkin_late_s)
         if walk_s > SESSION_LEAD_S + 2.5 or first_checkin_late_s > FIRST_CHECKIN_SLACK_S:
-            self.gap = min(self.gap * 1.5, 10.0)
+            self.seen_late = True
+            self.limit = max(1.0, self.limit * 0.7)
         else:
-            self.gap = max(self.gap * 0.9, self.floor)
+            self.limit = min(MAX_UNDER_WAY, self.limit + (1 / self.limit if self.seen_late else 1.0))
 
 
-async def first_checkin_at(pool: asyncpg.Pool, engagement_id: str) -> datetime:
-    """When the relay took the engagement's first check-in request (the outbox), waited for."""
-    while True:
+async def first_checkin_at(pool: asyncpg.Pool, engagement_id: str, within: float) -> datetime | None:
+    """When the relay took the engagement's first check-in request (the outbox), waited for `within` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
         at = await pool.fetchval("SELECT min(sent_at) FROM outbox WHERE engagement_id = $1 AND status = 'sent'"
                                  " AND kind = 'checkin_request'", engagement_id)
         if at is not None:
             return at  # type: ignore[no-any-return]
         await asyncio.sleep(0.5)
+    return None
 
 
-async def run_engagement(handle: EngagementHandle, pace: Pace, pool: asyncpg.Pool) -> None:
+async def run_engagement(engagement_id: str, handle: EngagementHandle, pace: Pace, pool: asyncpg.Pool) -> None:
     """From choosing the format to closed: the session, the outcomes, then every action's check-ins to its
     horizon."""
-    began = time.monotonic()
-    await walk_to_follow_through(handle, bench_outcomes(datetime.now(UTC).date()), session_soon,
-                                 format=EngagementFormat.combined, session_attempts=10, outcomes_attempts=60,
-                                 retry_every=timedelta(seconds=0.5), update_ids=f"{handle.id}/", call=patiently)
-    walked_at, walk_s = datetime.now(UTC), time.monotonic() - began
-    first = await first_checkin_at(pool, handle.id)
-    pace.observed(walk_s, (first - walked_at).total_seconds() - CADENCE_S)
-    status = await handle.result()
-    assert status.phase is ev.Phase.closed, status.phase
+    try:
+        began = time.monotonic()
+        await walk_to_follow_through(handle, bench_outcomes(datetime.now(UTC).date()), session_soon,
+                                     format=EngagementFormat.combined, session_attempts=10, outcomes_attempts=60,
+                                     retry_every=timedelta(seconds=0.5), update_ids=f"{handle.id}/", call=patiently)
+        walked_at, walk_s = datetime.now(UTC), time.monotonic() - began
+        first = await first_checkin_at(pool, engagement_id, within=HORIZON_S)
+        pace.observed(walk_s, (first - walked_at).total_seconds() - CADENCE_S if first else float(HORIZON_S))
+        status = await handle.result()
+        assert status.phase is ev.Phase.closed, status.phase
+    finally:
+        pace.done()
 
 
 def count(history: WorkflowHistory, field: str) -> int:
@@ -334,11 +356,11 @@ async def throughput(n: int, settings: Settings, pool: asyncpg.Pool) -> dict[str
     """N engagements through the real loop, arriving at a pace this machine sustains, against bare Temporal doing
     the same work at the same pace, on the same server.
 
-    Set-up first: every engagement is started, all at once; how long that took sets the pace (a slower machine
-    gets a slower pace, so the run reports lower rates and never fails). Then one engagement every `gap` seconds
-    has its format chosen, books a session a few seconds ahead, records its outcomes once it has begun, and its
-    three actions get a check-in every CADENCE_S seconds to the horizon: CHECKINS each, counted from the
-    histories."""
+    Set-up first: every engagement is started, all at once; how long that took sets the shortest gap between
+    arrivals. Then, while no more are under way than this machine keeps on time (Pace: a slower machine gets fewer,
+    so the run reports lower rates and never fails), one engagement at a time has its format chosen, books a session
+    a few seconds ahead, records its outcomes once it has begun, and its three actions get a check-in every
+    CADENCE_S seconds to the horizon: CHECKINS each, counted from the histories."""
     client = await connect(settings)
     run = uuid.uuid4().hex[:6]
     ids = [f"bench-{run}-{i}" for i in range(n)]
@@ -351,14 +373,15 @@ async def throughput(n: int, settings: Settings, pool: asyncpg.Pool) -> dict[str
         handles = await asyncio.gather(*(set_up(client, pool, settings, eid) for eid in ids))
         setup_s = time.monotonic() - began
         # An engagement's whole lifecycle costs many set-ups: one arriving every PACE_FACTOR set-up times (at
-        # least MIN_GAP_S) to begin with, then as fast as the walks stay prompt (Pace), keeps the machine below
-        # saturation, where a steady rate means something.
+        # least MIN_GAP_S), and no more under way than stay on time (Pace), keeps the machine below saturation,
+        # where a steady rate means something.
         pace = Pace(max(MIN_GAP_S, PACE_FACTOR * setup_s / n))
         began = time.monotonic()
         tasks, offsets = [], []
-        for handle in handles:
+        for engagement_id, handle in zip(ids, handles, strict=True):
+            await pace.admit()
             offsets.append(time.monotonic() - began)
-            tasks.append(asyncio.create_task(run_engagement(handle, pace, pool)))
+            tasks.append(asyncio.create_task(run_engagement(engagement_id, handle, pace, pool)))
             await asyncio.sleep(pace.gap)
         await asyncio.gather(*tasks)
         ours_s = time.monotonic() - began
@@ -386,7 +409,7 @@ async def throughput(n: int, settings: Settings, pool: asyncpg.Pool) -> dict[str
             "baseline_wall_s": round(bare_s, 2), "setup_s": round(setup_s, 2), "arrival_gap_s": round(gap, 3),
             "checkins": len(sent), "min_checkins_per_action": min(actions.values()),
             "first_checkin_late_s_median": round(statistics.median(pace.late), 2),
-            "first_checkin_late_s_max": round(max(pace.late), 2),
+            "first_checkin_late_s_max": round(max(pace.late), 2), "max_under_way": pace.peak,
             "min_checkins_in_a_history": min(in_histories),
             "checkins_per_s": round(ours_rate, 2), "bare_checkins_per_s": round(bare_rate, 2),
             "checkins_vs_bare": round(ours_rate / bare_rate, 3) if bare_rate else None,

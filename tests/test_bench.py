@@ -30,6 +30,9 @@ async def test_bench_run_quick_prints_every_figure() -> None:
     assert figures["min_checkins_per_action"] >= 3
     assert figures["checkins"] >= 3 * 3 * figures["engagements"]
     assert figures["bare_checkins_per_s"] > 0
+    # Paced by how many are under way: never more than the run has, at least one, and each first check-in timed.
+    assert 1 <= figures["max_under_way"] <= figures["engagements"]
+    assert figures["first_checkin_late_s_max"] >= figures["first_checkin_late_s_median"]
 
 
 SCALE_KEYS = {"open_workflows", "start_s", "worker_rss_mb", "checkins_per_s", "max_checkin_lag_s",
