@@ -38,7 +38,7 @@ def sink_mails(sink: MailSink) -> list[EmailMessage]:
     return found
 
 
-async def mail_at_sink(sink: MailSink, message_id: str, timeout: float = 10.0) -> EmailMessage:
+async def mail_at_sink(sink: MailSink, message_id: str, timeout: float = 60.0) -> EmailMessage:
     """The mail with this Message-ID, once the sink has it."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:

@@ -105,7 +105,7 @@ async def status(env: dict[str, str], engagement_id: str) -> EngagementStatus:
 
 
 async def wait_status(env: dict[str, str], engagement_id: str, what: str,
-                      condition: Callable[[EngagementStatus], bool], timeout: float = 30) -> EngagementStatus:
+                      condition: Callable[[EngagementStatus], bool], timeout: float = 120) -> EngagementStatus:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         current = await status(env, engagement_id)

@@ -119,7 +119,9 @@ async def test_engagement_from_start_to_closed(
 
         final: EngagementStatus = await handle.result()
         await save_history(handle, "lifecycle_closed")
-    assert time.monotonic() - wall < 10, "90 days of follow-through should take seconds of wall time"
+    # Time skips: a wait in real time for any of its deadlines would take days. Not a speed figure (that is
+    # bench/run.py's): the bound holds on a machine as loaded as a one-core CI run (15 s there).
+    assert time.monotonic() - wall < 120, "90 days of follow-through should take seconds of wall time"
 
     assert final.phase is Phase.closed
     views = {a.action_id: a for a in final.actions}
