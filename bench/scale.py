@@ -284,7 +284,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         settings = settings.model_copy(update={"workflow_sandbox": False})
     if args.baseline_only:
         try:
-            return {"engagements": n, "actions": n * ACTIONS, "quick": args.quick, "machine": f"{os.cpu_count()} cores",
+            return {"engagements": n, "actions": n * ACTIONS, "quick": args.quick,
+                    "machine": f"{len(os.sched_getaffinity(0))} cores",
                     "max_cached_workflows": settings.max_cached_workflows,
                     "workflow_sandbox": settings.workflow_sandbox,
                     **await bare_burst(await connect(settings), settings, folder, n, args.quick, args.timeout,
@@ -306,7 +307,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             zone, due_at = checkin_zone(began, setup_s=60 + n * args.setup_s_per_engagement)
             cadence = "1d"
         results: dict[str, Any] = {"engagements": n, "actions": n * ACTIONS, "quick": args.quick,
-                                   "machine": f"{os.cpu_count()} cores", "owner_timezone": zone,
+                                   "machine": f"{len(os.sched_getaffinity(0))} cores", "owner_timezone": zone,
                                    "max_cached_workflows": settings.max_cached_workflows, "workers": args.workers,
                                    "workflow_sandbox": settings.workflow_sandbox}
         with RssSampler([w.pid for w in workers]) as rss:
