@@ -46,8 +46,10 @@ class Settings(BaseSettings):
     database_pool_max: int = Field(default=10, ge=1, le=200)
     # Workflows kept in the worker's sticky cache. Each costs memory; one not cached is replayed from its
     # history on its next task (a follow-through's history is short), so thousands of open engagements fit a
-    # small worker. bench/scale.py measures the worker's memory with this default.
-    max_cached_workflows: int = Field(default=500, ge=0, le=100_000)
+    # small worker. bench/scale.py measures the worker's memory with this default: through a burst of 5,000
+    # check-ins at 1,000 engagements, 317.8 MB with 300 against 420.3 with 500, for 12 % more worker CPU per
+    # check-in (docs/BENCHMARKS.md, session 11).
+    max_cached_workflows: int = Field(default=300, ge=0, le=100_000)
     # Workflow tasks one worker runs at once. Python runs workflow code one task at a time (the interpreter
     # lock), so more in flight only stretch each one: after a restart, the SDK's default of 100 cold replays at
     # once took 5-9 s each on a loaded 2-core machine, against a 10 s task timeout, and a worker restarted every
