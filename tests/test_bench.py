@@ -67,7 +67,7 @@ async def test_bench_replay_times_a_cold_task_with_and_without_the_sandbox() -> 
     out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
     assert proc.returncode == 0, err.decode()[-3000:]
     figures = json.loads(out)
-    for label in ("engagement", "follow_through"):
+    for label in ("engagement", "action", "checkin_loop_first_round"):
         # The recorded histories replay in both modes (a failed replay raises), and each took some time.
         assert figures[f"{label}_events"] > 10
         assert figures[f"{label}_replay_ms_sandboxed"] > 0

@@ -72,3 +72,32 @@ async def test_a_change_without_patched_fails_replay() -> None:
                                             raise_on_replay_failure=False)
     assert result.replay_failure is not None
     assert "nondetermin" in str(result.replay_failure).lower()
+
+
+@pytest.mark.parametrize("name", ["lifecycle_closed.checkins.run1.json", "v8_lifecycle_closed.A1.run1.json"],
+                         ids=["check-in loop", "follow-through"])
+async def test_the_sandbox_rebuilds_a_loop_without_running_the_engagement_module_again(
+        name: str, caplog: pytest.LogCaptureFixture) -> None:
+    # The sandbox imports a workflow's module afresh for every instance it builds: in a burst of check-ins,
+    # for every loop it rebuilds. The engagement's module, which the loop and the follow-through reference for
+    # their signal, is passed through instead: running it again was half of a cold loop task's cost
+    # (bench/replay.py). The SDK's import trace says which modules a new instance imported and which it took
+    # from the worker's.
+    from temporalio.worker.workflow_sandbox import _importer
+
+    history = load_history(HISTORIES[0].parent / name)
+    loops_only = [w for w in WORKFLOWS if w.__name__ != "EngagementWorkflow"]  # none of them built here
+    replayer = Replayer(workflows=loops_only, data_converter=pydantic_data_converter,
+                        workflow_runner=SandboxedWorkflowRunner())
+    caplog.set_level("DEBUG", logger=_importer.logger.name)
+    _importer.LOG_TRACE = True
+    try:
+        result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    finally:
+        _importer.LOG_TRACE = False
+    assert result.replay_failure is None
+    trace = [r.getMessage().strip() for r in caplog.records if r.name == _importer.logger.name]
+    imports = [i for i, line in enumerate(trace) if line.startswith("Importing workflows.engagement ")]
+    assert imports, "the loop's module refers to the engagement's"
+    for i in imports:
+        assert trace[i + 1] == "Passing module workflows.engagement through from host", trace[i:i + 3]

@@ -489,5 +489,8 @@ class ActionFollowThroughWorkflow(FollowThrough):
 
 
 # The parent, by reference for its signal. Imported last, as a module: workflows/engagement.py imports this module
-# for its children, and whichever of the two loads first, the other is then only partly initialised.
-import workflows.engagement as engagement  # noqa: E402
+# for its children, and whichever of the two loads first, the other is then only partly initialised. Passed
+# through, so that the sandbox does not run the engagement's module again for every follow-through it rebuilds
+# (as workflows/checkin_loop.py).
+with workflow.unsafe.imports_passed_through():
+    import workflows.engagement as engagement  # noqa: E402
