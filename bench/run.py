@@ -87,7 +87,7 @@ CADENCE_S = 4
 # could be 8 s late, a default run at c728e83 left 5 of 600 actions with two.)
 HORIZON_S = 24
 SESSION_LEAD_S = 3  # a session is booked this far ahead
-PACE_FACTOR = 16  # an engagement arrives every PACE_FACTOR x (set-up time per engagement) to begin with
+PACE_FACTOR = 16  # arrivals at least PACE_FACTOR x (set-up time per engagement) apart; Pace's window may wait longer
 MIN_GAP_S = 0.5  # and never closer than this
 # A first check-in later than this slows arrivals: the third may be up to 12 s late and still inside the horizon.
 FIRST_CHECKIN_SLACK_S = 3.0
