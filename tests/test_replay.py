@@ -80,7 +80,7 @@ async def test_the_sandbox_rebuilds_a_loop_without_running_the_engagement_module
         name: str, caplog: pytest.LogCaptureFixture) -> None:
     # The sandbox imports a workflow's module afresh for every instance it builds: in a burst of check-ins,
     # for every loop it rebuilds. The engagement's module, which the loop and the follow-through reference for
-    # their signal, is passed through instead: running it again was half of a cold loop task's cost
+    # their signal, is passed through instead: running it again was a third of a cold loop task's cost
     # (bench/replay.py). The SDK's import trace says which modules a new instance imported and which it took
     # from the worker's.
     from temporalio.worker.workflow_sandbox import _importer

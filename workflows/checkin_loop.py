@@ -298,7 +298,7 @@ class CheckInLoopWorkflow:
 # The engagement, by reference for its signal. Imported last, as a module: workflows/engagement.py imports this
 # module for its loop, and whichever of the two loads first, the other is then only partly initialised. Passed
 # through, as every other module here: the sandbox imports the loop's module afresh for every loop it rebuilds
-# (every cold task of a burst), and re-running the engagement's 1,000 lines with it was half the cost of that
-# task (`bench/replay.py`, docs/BENCHMARKS.md "What a cold workflow task costs").
+# (every cold task of a burst), and re-running the engagement's 1,000 lines with it was a third of that task's
+# cost (`bench/replay.py`, docs/BENCHMARKS.md "What a cold workflow task costs").
 with workflow.unsafe.imports_passed_through():
     import workflows.engagement as engagement  # noqa: E402
