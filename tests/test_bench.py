@@ -72,3 +72,17 @@ async def test_bench_replay_times_a_cold_task_with_and_without_the_sandbox() -> 
         assert figures[f"{label}_events"] > 10
         assert figures[f"{label}_replay_ms_sandboxed"] > 0
         assert figures[f"{label}_replay_ms_unsandboxed"] > 0
+
+
+async def test_bench_send_path_sends_every_round_and_measures_each_process() -> None:
+    proc = await asyncio.create_subprocess_exec(sys.executable, str(ROOT / "bench" / "send_path.py"), "--rounds",
+                                                "6", "--at-once", "3", "--json", stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    assert proc.returncode == 0, err.decode()[-3000:]  # the script asserts every message of a round went out
+    figures = json.loads(out)
+    assert figures["messages"] == 30
+    for way in ("ours", "bare_smtp"):
+        assert set(figures[way]) == {"worker", "sender", "sink", "postgres", "total", "messages_per_s"}
+        assert figures[way]["messages_per_s"] > 0
+    assert figures["ours"]["total"] > 0 and figures["total_vs_bare_smtp"] > 0
