@@ -15,7 +15,9 @@ Postgres, the SMTP sink and Radicale, each in its own process) and the worker as
    `max_checkin_lag_s` (how late the latest went out after its due time), and samples each worker's resident
    memory all along: `worker_rss_mb` (the peak of the largest). The CPU the workers and the Temporal server
    used through the burst, per check-in: `worker_cpu_ms_per_checkin`, `server_cpu_ms_per_checkin` (the first
-   scales out with workers on more machines; the second is what a Temporal cluster carries).
+   scales out with workers on more machines; the second is what a Temporal cluster carries). And what the SDK
+   counted in the workers through the burst (`burst_sdk_counts`, from their Prometheus metrics): workflow tasks,
+   sticky cache hits and misses, full histories fetched, activities and how many of them came eagerly.
 4. Then runs the same burst on bare Temporal, on the same server, with its own worker process tuned as ours
    (bench/bare.py, bench/bare_worker.py): N parents of 5 follow-throughs whose timers fire at one instant, each
    then one no-op activity and a signal to its parent. `bare_max_checkin_lag_s` is what this machine does at
@@ -33,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -175,9 +178,11 @@ def cpu_figures(prefix: str, worker_s: float, server_s: float, checkins: int) ->
 
 
 def start_worker(settings: Settings, folder: Path, name: str = "worker", script: Path = ROOT / "worker.py",
-                 *args: str) -> subprocess.Popen[bytes]:
+                 *args: str, metrics_port: int | None = None) -> subprocess.Popen[bytes]:
     ready = folder / f"{name}.ready"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ENGAGE_")}
+    if metrics_port is not None:
+        env["ENGAGE_METRICS_PORT"] = str(metrics_port)
     env.update(ENGAGE_TEMPORAL_ADDRESS=settings.temporal_address, ENGAGE_DATABASE_URL=settings.database_dsn(),
                ENGAGE_SMTP_URL=settings.smtp_url.get_secret_value(), ENGAGE_CALDAV_URL=settings.caldav_url,
                ENGAGE_TASK_QUEUE=settings.task_queue, ENGAGE_LOG_FORMAT="json", PYTHONPATH=str(ROOT),
@@ -191,6 +196,36 @@ def start_worker(settings: Settings, folder: Path, name: str = "worker", script:
             raise RuntimeError(f"the worker did not start; see {folder / f'{name}.log'}")
         time.sleep(0.2)
     return proc
+
+
+# What the SDK counted in each worker (its Prometheus metrics, ENGAGE_METRICS_PORT): the figure, and the
+# metric it sums (with a label it must carry, if any).
+SDK_COUNTS = {
+    "workflow_tasks": ("temporal_workflow_task_execution_latency_count", None),
+    "sticky_cache_hits": ("temporal_sticky_cache_hit", None),
+    "sticky_cache_misses": ("temporal_sticky_cache_miss", None),
+    "history_fetches": ("temporal_request", 'operation="GetWorkflowExecutionHistory"'),
+    "activities": ("temporal_activity_task_received", None),
+    "eager_activities": ("temporal_activity_task_received", 'eager="true"'),
+}
+
+
+def sdk_counts(ports: list[int]) -> dict[str, float]:
+    """The SDK_COUNTS of these workers so far, summed: how many workflow tasks found their workflow in the
+    sticky cache, how many rebuilt it from its history, and so on."""
+    totals = dict.fromkeys(SDK_COUNTS, 0.0)
+    for port in ports:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            lines = response.read().decode().splitlines()
+        for line in lines:
+            if line.startswith("#") or " " not in line:
+                continue
+            series, value = line.rsplit(" ", 1)
+            name = series.split("{", 1)[0]
+            for figure, (metric, label) in SDK_COUNTS.items():
+                if name == metric and (label is None or label in series):
+                    totals[figure] += float(value)
+    return totals
 
 
 async def due_times(pool: asyncpg.Pool, prefix: str) -> dict[tuple[str, str], datetime]:
@@ -294,7 +329,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             stack.stop()
     pool = await create_pool(settings)
     await migrate(pool)
-    workers = [start_worker(settings, folder, f"worker{i}") for i in range(args.workers)]
+    metrics_ports = [free_port() for _ in range(args.workers)]
+    workers = [start_worker(settings, folder, f"worker{i}", metrics_port=port)
+               for i, port in enumerate(metrics_ports)]
     run = uuid.uuid4().hex[:6]
     prefix = f"scale-{run}-"
     try:
@@ -351,6 +388,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             results["worker_rss_mb_idle"] = round(rss.current_kb() / 1024, 1)
             server_pid = server_pid_of(stack)
             cpu_before = cpu_s([w.pid for w in workers]), cpu_s([server_pid])
+            counts_before = sdk_counts(metrics_ports)
             deadline = time.monotonic() + args.timeout
             with console.status("scale: check-ins going out...") as status:
                 while True:
@@ -362,6 +400,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                     await asyncio.sleep(2)
             results["worker_rss_mb"] = round(rss.peak_kb / 1024, 1)
             cpu = cpu_s([w.pid for w in workers]) - cpu_before[0], cpu_s([server_pid]) - cpu_before[1]
+            counts = sdk_counts(metrics_ports)
+            results["burst_sdk_counts"] = {k: round(counts[k] - counts_before[k]) for k in counts}
         lags = sorted((sent[k] - due[k]).total_seconds() for k in sent)
         last = max(sent.values()) if sent else first_due
         results.update({

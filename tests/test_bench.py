@@ -54,6 +54,10 @@ async def test_bench_scale_quick_opens_engagements_and_sends_every_first_checkin
     assert figures["checkins_sent"] == figures["checkins_due"] == 15
     assert figures["worker_rss_mb"] > 0
     assert 0 <= figures["max_checkin_lag_s"] < 60
+    # The workers' own counts came through their metrics (in --quick the rounds do not all fall in the burst).
+    counts = figures["burst_sdk_counts"]
+    assert counts["workflow_tasks"] >= 1 and counts["activities"] >= 1
+    assert counts["eager_activities"] <= counts["activities"]
     # The bare baseline ran the same burst on the same server: every one of its check-ins went out too.
     assert figures["bare_checkins_sent"] == 15
     assert figures["bare_ready_before_due"] is True
