@@ -418,3 +418,62 @@ def test_a_request_cut_short_by_the_workers_death_is_dropped_and_the_sender_exit
                           env={**os.environ, "PYTHONPATH": str(root)}, timeout=60, check=False)
     assert done.returncode == 0, done.stderr.decode()
     assert b"Traceback" not in done.stderr and b"mid-request" in done.stderr
+
+
+class RefusesSomeRecipients(EmlWriter):
+    """A relay that refuses one address for good (550) and another for now (451, until told otherwise), as
+    Postfix answers an unknown mailbox and a greylisted one (RFC 5321 4.2.2, RFC 6647)."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder)
+        self.greylisting = True
+
+    async def handle_RCPT(self, server: Any, session: Session, envelope: Envelope, address: str,
+                          rcpt_options: list[str]) -> str:
+        if address.startswith("gone@"):
+            return "550 5.1.1 <gone@acme.example>: Recipient address rejected: User unknown"
+        if address.startswith("busy@") and self.greylisting:
+            return "451 4.7.1 <busy@acme.example>: Recipient address rejected: Greylisted, try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+async def test_a_round_sends_each_message_once_whatever_its_neighbours_meet(
+    settings: Settings, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    """A check-in loop's round goes out all at once (activities/notify.py `send_messages`): a refusal for good is
+    that message's own result, a refusal for now fails the attempt only after the others are settled, and the
+    retry sends only what did not go out."""
+    relay_handler = RefusesSomeRecipients(tmp_path / "mail")
+    relay = Controller(relay_handler, hostname="127.0.0.1", port=free_port(), ready_timeout=10)
+    relay.start()
+    try:
+        eid = unique_id("once-round")
+        await begin(pool, eid)
+        acts = NotifyActivities(EventWriter(pool), Mailer(smtp_on(settings, relay.port), pool))
+        addresses = ["ben@acme.example", "gone@acme.example", "busy@acme.example", "cy@acme.example"]
+        round_ = [checkin(eid).model_copy(update={
+            "key": f"{eid}/A{i}/checkin/1", "action_id": f"A{i}",
+            "to": Recipient(name=f"Owner {i}", email=address, timezone="Europe/Berlin")})
+            for i, address in enumerate(addresses, start=1)]
+        ids = [acts.mailer.message_id(m) for m in round_]
+        env = activity_env(eid)
+
+        with pytest.raises(aiosmtplib.SMTPException):  # busy@ is greylisted: the attempt fails, to be retried
+            await env.run(acts.send_messages, round_)
+        delivered = {str(m["Message-ID"]) for m in (email.message_from_bytes(p.read_bytes(),
+                                                                              policy=email.policy.default)
+                                                   for p in sorted((tmp_path / "mail").glob("*.eml")))}
+        assert delivered == {ids[0], ids[3]}, "the two the relay took went out, though a neighbour failed"
+
+        relay_handler.greylisting = False
+        retry(env)
+        results = await env.run(acts.send_messages, round_)
+        assert [r.message_id for r in results] == ids, "a result per message, in the round's order"
+        assert [r.delivered_now for r in results] == [False, False, True, False]
+        assert results[1].refused is not None and "550" in results[1].refused
+        assert all(r.refused is None for i, r in enumerate(results) if i != 1)
+        assert len(list((tmp_path / "mail").glob("*.eml"))) == 3, "nothing sent twice, gone@ never"
+        assert sorted(m.message_id for m in await sent_events(pool, eid)) == sorted([ids[0], ids[2], ids[3]])
+    finally:
+        relay.stop()
