@@ -54,9 +54,12 @@ async def test_bench_scale_quick_opens_engagements_and_sends_every_first_checkin
     assert figures["checkins_sent"] == figures["checkins_due"] == 15
     assert figures["worker_rss_mb"] > 0
     assert 0 <= figures["max_checkin_lag_s"] < 60
-    # The workers' own counts came through their metrics (in --quick the rounds do not all fall in the burst).
+    # The workers' own counts came through their metrics. In --quick the loops' rounds need not fall between the
+    # two readings (a cadence of seconds, from each engagement's own set-up), so only their shape is asserted.
     counts = figures["burst_sdk_counts"]
-    assert counts["workflow_tasks"] >= 1 and counts["activities"] >= 1
+    assert set(counts) == {"workflow_tasks", "sticky_cache_hits", "sticky_cache_misses", "history_fetches",
+                           "activities", "eager_activities"}
+    assert all(isinstance(v, int) and v >= 0 for v in counts.values())
     assert counts["eager_activities"] <= counts["activities"]
     # The bare baseline ran the same burst on the same server: every one of its check-ins went out too.
     assert figures["bare_checkins_sent"] == 15
