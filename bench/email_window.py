@@ -48,9 +48,7 @@ from adapters.email.mime import build_email  # noqa: E402
 from adapters.email.send import Mailer  # noqa: E402
 from adapters.email.smtp import converse  # noqa: E402
 from bench import print_figures  # noqa: E402
-from bench.run import MailSinkProcess  # noqa: E402
-from devstack.postgres import EmbeddedPostgres  # noqa: E402
-from devstack.process import free_port  # noqa: E402
+from bench.run import start_postgres_and_sink  # noqa: E402
 from schemas.events import MessageKind  # noqa: E402
 from schemas.messages import MessageContext, OutboundMessage, Recipient  # noqa: E402
 from schemas.settings import Settings  # noqa: E402
@@ -153,12 +151,7 @@ async def measure(way: str, send: Callable[[OutboundMessage], Awaitable[None]], 
 
 async def run(n: int, concurrency: int, busy: int) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="engage-window-"))
-    postgres = EmbeddedPostgres(folder / "pg", free_port())
-    sink = MailSinkProcess(folder / "mail", free_port())
-    for part in (postgres, sink):
-        part.launch()
-    for part in (postgres, sink):
-        part.wait_ready()
+    postgres, sink = start_postgres_and_sink(folder)
     results: dict[str, Any] = {"messages": n, "concurrency": concurrency, "busy_threads": busy}
     try:
         settings = Settings(_env_file=None, database_url=postgres.url, smtp_url=sink.url)  # type: ignore[call-arg]

@@ -117,6 +117,18 @@ class MailSinkProcess:
             stop_process(self.proc)
 
 
+def start_postgres_and_sink(folder: Path) -> tuple[EmbeddedPostgres, MailSinkProcess]:
+    """Embedded Postgres and the SMTP sink under `folder`, each in its own process on a free loopback port, started
+    side by side (the mail benchmarks need no Temporal)."""
+    postgres = EmbeddedPostgres(folder / "pg", free_port())
+    sink = MailSinkProcess(folder / "mail", free_port())
+    for part in (postgres, sink):
+        part.launch()
+    for part in (postgres, sink):
+        part.wait_ready()
+    return postgres, sink
+
+
 class Stack:
     """Every real part on free loopback ports, in a temporary folder, each in its own process."""
 

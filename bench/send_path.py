@@ -49,9 +49,7 @@ from adapters.email.send import Mailer  # noqa: E402
 from adapters.email.smtp import converse  # noqa: E402
 from adapters.logging import configure_logging  # noqa: E402
 from bench import print_figures  # noqa: E402
-from bench.run import MailSinkProcess, bench_scoping  # noqa: E402
-from devstack.postgres import EmbeddedPostgres  # noqa: E402
-from devstack.process import free_port  # noqa: E402
+from bench.run import bench_scoping, start_postgres_and_sink  # noqa: E402
 from domain.format import recommend  # noqa: E402
 from schemas import events as ev  # noqa: E402
 from schemas.messages import MessageContext, OutboundMessage, Recipient, ReplyScope  # noqa: E402
@@ -162,12 +160,7 @@ async def run(rounds: int, at_once: int) -> dict[str, Any]:
     # The worker's log lines, as it writes them (JSON, one per message), into a file of the run's.
     configure_logging("json")
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=(folder / "worker.log").open("w")))
-    postgres = EmbeddedPostgres(folder / "pg", free_port())
-    sink = MailSinkProcess(folder / "mail", free_port())
-    for part in (postgres, sink):
-        part.launch()
-    for part in (postgres, sink):
-        part.wait_ready()
+    postgres, sink = start_postgres_and_sink(folder)
     assert postgres.proc is not None and sink.proc is not None
     meter = Meter(postgres.proc.pid, sink.proc.pid)
     results: dict[str, Any] = {"rounds": rounds, "messages": rounds * ACTIONS, "at_once": at_once,
